@@ -1,0 +1,154 @@
+"""export(): LeRobot checkpoint -> validated bundle. The CLI's `export` calls exactly this."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import __version__
+from .bundle import Bundle, BundleWriter, GraphSpec
+from .checkpoint import load_checkpoint
+from .errors import ValidationError
+from .exporters.targets import get_target
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+VALIDATION_TRIALS = 3
+VALIDATION_SEED = 20240601
+
+
+def export(source: str | Path, output: str | Path, target: str = "onnx", *, policy_type: str | None = None,
+           revision: str | None = None, precision: str = "fp32", opset: int = 18, validate: bool = True,
+           accept_accuracy: bool = False, tokenizer: str | None = None, vlm: str | None = None,
+           base: str | None = None, rename_map: dict | None = None, calibration: str | None = None,
+           rtc_exact: bool = False, fuse_loop: bool = False, overwrite: bool = False,
+           progress: Progress | None = None) -> Path:
+    """Export a LeRobot checkpoint (local dir or Hub repo id) to a bundle directory `output`.
+
+    Every graph is validated against our PyTorch module on seeded random inputs with the target's backend;
+    the results go into the manifest. A failed gate raises ValidationError after the bundle is written
+    (unless accept_accuracy=True), so the failing bundle can be inspected but will not load by default.
+    """
+    say = progress or (lambda msg: log.info(msg))
+    tgt = get_target(target)
+    if precision not in tgt.precisions:
+        raise ValueError(f"--precision {precision!r} is not supported by --target {target} "
+                         f"(supported: {', '.join(tgt.precisions)})")
+    if opset < 18:
+        raise ValueError(f"--opset {opset}: lerobot-edge needs opset >= 18 (the dynamo exporter writes files "
+                         "ONNX Runtime rejects at 17)")
+    unsupported = {k: v for k, v in dict(tokenizer=tokenizer, vlm=vlm, base=base, rename_map=rename_map,
+                                         calibration=calibration).items() if v}
+    unsupported.update({k: v for k, v in dict(rtc_exact=rtc_exact, fuse_loop=fuse_loop).items() if v})
+    if unsupported:
+        raise ValueError(f"export options {sorted(unsupported)} are not supported for this checkpoint/target yet")
+
+    from .exporters.onnx import export_onnx   # torch from here on
+    from .policies import build_plan
+
+    t0 = time.perf_counter()
+    say(f"reading checkpoint {source}")
+    ckpt = load_checkpoint(source, policy_type=policy_type, revision=revision)
+    say(f"building {ckpt.policy_type} modules and loading weights (strict)")
+    plan = build_plan(ckpt)
+    writer = BundleWriter(output, overwrite=overwrite)
+    try:
+        specs, examples = [], {}
+        for g in plan.graphs:
+            say(f"tracing graph '{g.name}' to ONNX (opset {opset})")
+            examples[g.name] = g.sample_inputs(np.random.default_rng(0), 2)  # batch 2 keeps the axis dynamic
+            files = export_onnx(g.module, examples[g.name], g.inputs, g.outputs,
+                                writer.abspath(f"{g.name}.onnx"), opset)
+            for f in files:
+                writer.add(f, "onnx")
+            spec = GraphSpec(g.name, files[0], tuple(g.inputs), tuple(g.outputs), g.tolerance, {}, _flops(g))
+            if tgt.convert:
+                say(f"converting graph '{g.name}' for {target} ({precision})")
+                spec = tgt.convert(spec, writer, precision, {"calibration": calibration})
+            specs.append(spec)
+        writer.write_stats(plan.stats)
+        manifest = _manifest(ckpt, plan, specs, target, precision, opset)
+        if validate:
+            say(f"validating {len(specs)} graph(s) with {tgt.backend} against PyTorch ({VALIDATION_TRIALS} seeded trials)")
+            manifest["validation"] = _validate(plan, specs, writer, manifest, tgt, precision, accept_accuracy)
+        path = writer.finish(manifest)
+    except BaseException:
+        writer.abort()
+        raise
+    say(f"wrote {path} in {time.perf_counter() - t0:.1f}s")
+    val = manifest["validation"]
+    if val.get("passed") is False and not accept_accuracy:
+        raise ValidationError("validation failed:\n" + "\n".join(val.get("lines", [])), report=val)
+    return path
+
+
+def _flops(g) -> int | None:
+    """FLOPs of one batch-1 call, counted once at export (for the bench's roofline)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = g.sample_inputs(np.random.default_rng(1), 1)
+    try:
+        # FlopCounterMode fails under no_grad in torch 2.13; gradients are not kept anyway
+        with FlopCounterMode(display=False) as counter:
+            g.module(*[torch.from_numpy(x[i.name]) for i in g.inputs])
+        return int(counter.get_total_flops())
+    except Exception:  # counting is informative only
+        return None
+
+
+def _torch_outputs(g, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import torch
+
+    with torch.no_grad():
+        out = g.module(*[torch.from_numpy(x[i.name]) for i in g.inputs])
+    out = out if isinstance(out, (tuple, list)) else (out,)
+    return {o.name: t.numpy() for o, t in zip(g.outputs, out)}
+
+
+def _validate(plan, specs, writer: BundleWriter, manifest: dict, tgt, precision: str, accept: bool) -> dict:
+    from .backends import get_backend
+    from .exporters.validate import compare
+
+    backend = get_backend(tgt.backend)
+    options = tgt.backend_options(precision) if tgt.backend_options else {}
+    staged = Bundle(writer.stage, {**manifest, "files": writer.files})
+    reports, rng = [], np.random.default_rng(VALIDATION_SEED)
+    for g, spec in zip(plan.graphs, specs):
+        t0 = time.perf_counter()
+        inputs = [g.sample_inputs(rng, 2 if k == 0 else 1) for k in range(VALIDATION_TRIALS)]
+        expected = [_torch_outputs(g, x) for x in inputs]
+        writer.write_validation(g.name, {**{f"input.{k}": v for k, v in inputs[0].items()},
+                                         **{f"output.{k}": v for k, v in expected[0].items()}})
+        session = backend().load(spec, staged, options)
+        actual = [session.run(x) for x in inputs]
+        rep = compare(g.name, tgt.backend, expected, actual, spec.tolerance)
+        rep.seconds = time.perf_counter() - t0
+        reports.append(rep)
+    passed = all(r.passed for r in reports)
+    return {"passed": passed, "accepted_below_tolerance": bool(accept and not passed), "backend": tgt.backend,
+            "precision": precision, "seed": VALIDATION_SEED, "graphs": {r.graph: r.to_json() for r in reports},
+            "lines": [line for r in reports for line in r.lines()]}
+
+
+def _manifest(ckpt, plan, specs: list[GraphSpec], target: str, precision: str, opset: int) -> dict:
+    return {
+        "lerobot_edge_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "policy": {"type": plan.policy_type, "config": plan.policy_config, "legacy_stats": plan.legacy_stats},
+        "source": {**{k: v for k, v in ckpt.source.items() if v is not None}, "weights_sha256": ckpt.weights_sha256()},
+        "target": target, "precision": precision, "opset": opset,
+        "graphs": [s.to_json() for s in specs],
+        "observations": plan.observations,
+        "cameras": [k for k, o in plan.observations.items() if o["kind"] == "image"],
+        "action": plan.action,
+        "normalization": plan.normalization,
+        "runtime": plan.runtime,
+        "noise_shape": plan.noise_shape,
+        "validation": {"passed": "skipped"},
+    }

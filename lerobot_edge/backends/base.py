@@ -1,0 +1,113 @@
+"""The one interface every backend implements (Polygraphy's runner contract, kept small).
+
+    session = backend.load(graph, bundle, options)
+    outputs = session.run({"observation.state": x, ...}, keep=("kv",))
+
+Inputs are numpy arrays or device handles returned by an earlier `run` of a session of the same backend;
+outputs named in `keep` come back as such handles (an ORT OrtValue, an OpenVINO Tensor, a TensorRT device
+buffer) so that a KV cache or a conditioning tensor stays on the device between graphs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from typing import Any, Mapping, Protocol
+
+import numpy as np
+
+from ..bundle import Bundle, GraphSpec
+from ..errors import BackendUnavailableError, ObservationError
+
+DeviceTensor = Any  # backend-specific handle (OrtValue, ov.Tensor, TensorRT device buffer)
+
+
+class Session(Protocol):
+    graph: GraphSpec
+
+    def run(self, inputs: Mapping[str, np.ndarray | DeviceTensor], *, keep: tuple[str, ...] = ()
+            ) -> dict[str, np.ndarray | DeviceTensor]: ...
+
+
+class Backend(ABC):
+    """A backend: knows how to turn a bundle graph into a Session. Subclasses import their library lazily."""
+
+    name: str = ""
+    module: str = ""          # the Python module that must import for this backend to be available
+    install_hint: str = ""
+    options: dict[str, str] = {}   # backend_options keys this backend accepts -> what they mean
+
+    @classmethod
+    def is_available(cls) -> bool:
+        try:
+            importlib.import_module(cls.module)
+            return True
+        except Exception:  # ImportError, or a broken install that fails on import
+            return False
+
+    @classmethod
+    def import_library(cls):
+        try:
+            return importlib.import_module(cls.module)
+        except Exception as e:
+            raise BackendUnavailableError(f"backend {cls.name!r} needs `{cls.module}`, which does not import "
+                                          f"here ({type(e).__name__}: {e}). {cls.install_hint}") from e
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        allowed = {**COMMON_OPTIONS, **cls.options}
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise ValueError(f"backend_options {unknown} unknown to backend {cls.name!r}; "
+                             f"accepted: {', '.join(sorted(allowed))}")
+        return dict(options)
+
+    @abstractmethod
+    def load(self, graph: GraphSpec, bundle: Bundle, options: Mapping[str, Any]) -> Session:
+        """A ready session for `graph` of `bundle` (options already checked)."""
+
+
+COMMON_OPTIONS = {
+    "threads": "intra-op CPU threads (default: the library's choice)",
+    "device": "device to run on (backend-specific names: 'cpu', 'cuda:0', 'GPU', 'NPU', …)",
+}
+
+
+def check_feed(graph: GraphSpec, feed: Mapping[str, Any]) -> None:
+    """Names and static dims of numpy inputs against the manifest, before the engine sees them."""
+    want = {i.name: i for i in graph.inputs}
+    missing = sorted(set(want) - set(feed))
+    extra = sorted(set(feed) - set(want))
+    if missing or extra:
+        raise ObservationError(f"graph {graph.name!r}: missing inputs {missing}, unexpected inputs {extra}")
+    for name, value in feed.items():
+        if not isinstance(value, np.ndarray):
+            continue  # a device handle from an earlier run: its shape was checked when it was produced
+        spec = want[name]
+        ok = value.ndim == len(spec.shape) and all(isinstance(s, str) or s == d
+                                                   for s, d in zip(spec.shape, value.shape))
+        if not ok:
+            raise ObservationError(f"graph {graph.name!r} input {name!r}: expected shape "
+                                   f"{list(spec.shape)}, got {list(value.shape)}")
+
+
+# name -> "module:Class"; imported only when asked for
+REGISTRY = {
+    "onnxruntime": "lerobot_edge.backends.onnxruntime:OnnxRuntimeBackend",
+    "openvino": "lerobot_edge.backends.openvino:OpenVINOBackend",
+    "tensorrt": "lerobot_edge.backends.tensorrt:TensorRTBackend",
+}
+# the backend that runs a bundle's target when load_policy(backend=None)
+TARGET_BACKEND = {"onnx": "onnxruntime", "openvino": "openvino", "trt": "tensorrt"}
+
+
+def get_backend(name: str) -> type[Backend]:
+    if name not in REGISTRY:
+        raise ValueError(f"unknown backend {name!r}; expected one of {sorted(REGISTRY)}")
+    mod, _, cls = REGISTRY[name].partition(":")
+    return getattr(importlib.import_module(mod), cls)
+
+
+def available_backends() -> list[str]:
+    """Backends whose library imports here (what `make test`'s contract test runs over)."""
+    return [n for n in REGISTRY if get_backend(n).is_available()]

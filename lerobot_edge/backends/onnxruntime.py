@@ -1,0 +1,99 @@
+"""ONNX Runtime backend: CPU, CUDA and TensorRT execution providers (onnxruntime or onnxruntime-gpu).
+
+Options: `threads`, `device` ('cpu' | 'cuda' | 'cuda:N'), `providers` (ORT provider list, e.g.
+["TensorrtExecutionProvider", "CUDAExecutionProvider"] on a Jetson), `provider_options`, `optimization`
+('all' | 'extended' | 'basic' | 'disable'), `spinning` (bool; off by default so idle threads do not steal
+cores from the control loop or another backend).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..bundle import Bundle, GraphSpec
+from ..errors import BackendUnavailableError
+from .base import Backend, check_feed
+
+_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+           "all": "ORT_ENABLE_ALL"}
+
+
+class OnnxRuntimeSession:
+    """One InferenceSession; outputs in `keep` stay OrtValues (on the device for GPU providers)."""
+
+    def __init__(self, ort, graph: GraphSpec, path: str, options: Mapping[str, Any]):
+        self.graph = graph
+        self._ort = ort
+        so = ort.SessionOptions()
+        level = options.get("optimization", "all")
+        if level not in _LEVELS:
+            raise ValueError(f"backend_options optimization={level!r}: expected one of {sorted(_LEVELS)}")
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[level])
+        if options.get("threads"):
+            so.intra_op_num_threads = int(options["threads"])
+            so.inter_op_num_threads = 1
+        spinning = "1" if options.get("spinning", False) else "0"
+        so.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+        so.add_session_config_entry("session.inter_op.allow_spinning", spinning)
+        providers, provider_options = _providers(ort, options)
+        try:
+            self.session = ort.InferenceSession(path, sess_options=so, providers=providers,
+                                                provider_options=provider_options)
+        except Exception as e:
+            raise BackendUnavailableError(f"onnxruntime could not load {graph.file} with providers {providers}: "
+                                          f"{e}") from e
+        self.providers = self.session.get_providers()
+        self._device = "cuda" if self.providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider") else "cpu"
+        self._outputs = [o.name for o in graph.outputs]
+
+    def run(self, inputs: Mapping[str, Any], *, keep: tuple[str, ...] = ()) -> dict[str, Any]:
+        check_feed(self.graph, inputs)
+        if not keep and all(isinstance(v, np.ndarray) for v in inputs.values()):
+            return dict(zip(self._outputs, self.session.run(self._outputs, dict(inputs))))
+        binding = self.session.io_binding()
+        for name, value in inputs.items():
+            if isinstance(value, np.ndarray):
+                binding.bind_cpu_input(name, np.ascontiguousarray(value))
+            else:
+                binding.bind_ortvalue_input(name, value)
+        for name in self._outputs:
+            binding.bind_output(name, self._device if name in keep else "cpu")
+        self.session.run_with_iobinding(binding)
+        values = binding.get_outputs()
+        return {n: (v if n in keep else v.numpy()) for n, v in zip(self._outputs, values)}
+
+
+def _providers(ort, options: Mapping[str, Any]) -> tuple[list[str], list[dict] | None]:
+    available = ort.get_available_providers()
+    if "providers" in options:
+        providers = list(options["providers"])
+    else:
+        device = str(options.get("device", "cpu"))
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") \
+            else ["CPUExecutionProvider"]
+    missing = [p for p in providers if p not in available]
+    if missing:
+        raise BackendUnavailableError(f"onnxruntime providers {missing} are not available here (available: "
+                                      f"{available}); on a Jetson install onnxruntime-gpu from the Jetson AI Lab "
+                                      "index instead of onnxruntime")
+    popts = options.get("provider_options")
+    if popts is None and str(options.get("device", "")).startswith("cuda:"):
+        idx = int(str(options["device"]).split(":")[1])
+        popts = [{"device_id": idx} if p == "CUDAExecutionProvider" else {} for p in providers]
+    return providers, popts
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    module = "onnxruntime"
+    install_hint = "pip install 'lerobot-edge[onnxruntime]' (or onnxruntime-gpu on a GPU / Jetson)"
+    options = {"providers": "ORT execution providers, in priority order",
+               "provider_options": "one dict per provider",
+               "optimization": "graph optimization level: all | extended | basic | disable",
+               "spinning": "let idle intra-op threads spin (default off)"}
+
+    def load(self, graph: GraphSpec, bundle: Bundle, options: Mapping[str, Any]) -> OnnxRuntimeSession:
+        ort = self.import_library()
+        return OnnxRuntimeSession(ort, graph, str(bundle.file(graph.file)), options)

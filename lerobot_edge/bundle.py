@@ -1,0 +1,291 @@
+"""The bundle: the one thing that travels from the workstation to the robot.
+
+Layout::
+
+    manifest.json          schema version, policy, graphs and their IO, observation map, runtime settings,
+                           validation results, source (repo, revision, weights sha256, license)
+    checksums.sha256       sha256 of every file of every file set, manifest included (`sha256sum` format)
+    stats.safetensors      normalization stats, "<feature key>.<stat>"
+    <graph>.onnx[.data]    ONNX graphs (every bundle keeps them, so any backend can run it)
+    openvino/, trt/        per-target artefacts (IR, build plan)
+    validation/<graph>.npz seeded inputs and fp32 reference outputs, for `selftest`
+
+Loading verifies the checksums of the files the chosen backend needs, the schema version and the manifest's
+fields, and refuses anything else with a `BundleError`. Nothing is unpickled; no path may leave the bundle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from .errors import BundleError
+
+FORMAT = "lerobot-edge-bundle"
+SCHEMA_VERSION = (1, 0)
+MANIFEST = "manifest.json"
+CHECKSUMS = "checksums.sha256"
+STATS = "stats.safetensors"
+MAX_MANIFEST_BYTES = 16 << 20
+
+# every field a (1, 0) manifest may have; an unknown one means a newer writer: refuse, don't guess
+MANIFEST_FIELDS = {
+    "format": True, "schema_version": True, "lerobot_edge_version": True, "policy": True, "source": True,
+    "target": True, "precision": True, "opset": True, "files": True, "graphs": True, "observations": True,
+    "action": True, "normalization": True, "runtime": True, "validation": True, "cameras": False,
+    "noise_shape": False, "created": False, "flops": False, "backend_hints": False,
+}
+GRAPH_FIELDS = {"name", "file", "inputs", "outputs", "tolerance", "artifacts", "flops"}
+IO_FIELDS = {"name", "shape", "dtype"}
+# which file sets a backend needs besides "common"
+BACKEND_FILE_SETS = {"onnxruntime": ("onnx",), "openvino": ("openvino", "onnx"), "tensorrt": ("onnx", "trt")}
+
+
+@dataclass(frozen=True)
+class IOSpec:
+    """A graph input or output: shape entries are ints or a symbolic name ('batch') for dynamic axes."""
+
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str = "float32"
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """One exported graph: its ONNX file, IO and the tolerance validation held it to."""
+
+    name: str
+    file: str
+    inputs: tuple[IOSpec, ...]
+    outputs: tuple[IOSpec, ...]
+    tolerance: dict = field(default_factory=dict)   # output name -> {"atol": float, "min_cosine": float}
+    artifacts: dict = field(default_factory=dict)   # target -> relative path (e.g. openvino IR .xml)
+    flops: int | None = None
+
+    def to_json(self) -> dict:
+        d = {"name": self.name, "file": self.file, "inputs": [i.to_json() for i in self.inputs],
+             "outputs": [o.to_json() for o in self.outputs], "tolerance": self.tolerance,
+             "artifacts": self.artifacts}
+        if self.flops is not None:
+            d["flops"] = self.flops
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "GraphSpec":
+        _only(d, GRAPH_FIELDS, f"graph {d.get('name')!r}")
+        def io(items, what):
+            out = []
+            for i in items:
+                _only(i, IO_FIELDS, f"graph {d['name']!r} {what}")
+                out.append(IOSpec(str(i["name"]), tuple(i["shape"]), str(i.get("dtype", "float32"))))
+            return tuple(out)
+        return cls(str(d["name"]), safe_relpath(d["file"]), io(d["inputs"], "input"), io(d["outputs"], "output"),
+                   dict(d.get("tolerance", {})), {k: safe_relpath(v) for k, v in d.get("artifacts", {}).items()},
+                   d.get("flops"))
+
+
+def _only(d: dict, allowed: set, where: str) -> None:
+    if not isinstance(d, dict):
+        raise BundleError(f"manifest {where}: expected an object, got {type(d).__name__}")
+    unknown = set(d) - set(allowed)
+    if unknown:
+        raise BundleError(f"manifest {where}: unknown field(s) {sorted(unknown)} for schema "
+                          f"{SCHEMA_VERSION[0]}.{SCHEMA_VERSION[1]} (written by a newer lerobot-edge?)")
+
+
+def safe_relpath(rel: str) -> str:
+    """A bundle-relative POSIX path that cannot leave the bundle."""
+    if not isinstance(rel, str) or not rel or "\\" in rel or "\x00" in rel:
+        raise BundleError(f"manifest path {rel!r}: expected a relative path inside the bundle")
+    p = PurePosixPath(rel)
+    if p.is_absolute() or ".." in p.parts or rel.startswith("~"):
+        raise BundleError(f"manifest path {rel!r} escapes the bundle (absolute or '..')")
+    return str(p)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+
+class Bundle:
+    """A verified bundle directory. `Bundle.open` is the only way in."""
+
+    def __init__(self, path: Path, manifest: dict):
+        self.path = path
+        self.manifest = manifest
+        self.graphs = {g["name"]: GraphSpec.from_json(g) for g in manifest["graphs"]}
+
+    @classmethod
+    def open(cls, path: str | Path, backend: str | None = None, *, expected_sha256: str | None = None,
+             verify: bool = True) -> "Bundle":
+        """Read and verify `path`: schema, then checksums of the file sets `backend` needs (all if None)."""
+        path = Path(path)
+        if not (path / MANIFEST).is_file():
+            raise BundleError(f"{path}: not a bundle (no {MANIFEST})")
+        manifest = _read_manifest(path / MANIFEST)
+        bundle = cls(path, manifest)
+        if verify:
+            sets = ["common", *BACKEND_FILE_SETS.get(backend, ())] if backend else list(manifest["files"])
+            bundle.verify(sets, expected_sha256)
+        return bundle
+
+    def file(self, rel: str) -> Path:
+        """Absolute path of a bundle file; refuses paths or symlinks that leave the bundle."""
+        p = self.path / safe_relpath(rel)
+        root = self.path.resolve()
+        if not p.resolve().is_relative_to(root):
+            raise BundleError(f"{rel}: resolves outside the bundle ({p.resolve()})")
+        return p
+
+    def verify(self, sets: list[str], expected_sha256: str | None = None) -> None:
+        """Check every file of `sets` (that the manifest has) against checksums.sha256."""
+        sums_path = self.file(CHECKSUMS)
+        if not sums_path.is_file():
+            raise BundleError(f"{self.path}: missing {CHECKSUMS}")
+        if expected_sha256 and sha256_file(sums_path) != expected_sha256.lower():
+            raise BundleError(f"{self.path}: {CHECKSUMS} sha256 is not the expected {expected_sha256}")
+        sums = _parse_checksums(sums_path)
+        files = self.manifest["files"]
+        wanted = [MANIFEST] + [f for s in sets if s in files for f in files[s]]
+        for rel in wanted:
+            if rel not in sums:
+                raise BundleError(f"{rel}: not listed in {CHECKSUMS}")
+            p = self.file(rel)
+            if not p.is_file():
+                raise BundleError(f"{rel}: listed in the manifest but missing from {self.path}")
+            if sha256_file(p) != sums[rel]:
+                raise BundleError(f"{rel}: checksum mismatch (corrupt or tampered bundle)")
+
+    def has_files(self, file_set: str) -> bool:
+        """Whether the bundle carries every file of `file_set` (a Hub download may hold only some sets)."""
+        rels = self.manifest["files"].get(file_set)
+        return bool(rels) and all(self.file(f).is_file() for f in rels)
+
+    def stats(self) -> dict[str, dict[str, np.ndarray]]:
+        from safetensors.numpy import load_file
+
+        flat = load_file(str(self.file(STATS)))
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for name, arr in flat.items():
+            key, _, stat = name.rpartition(".")
+            out.setdefault(key, {})[stat] = arr.astype(np.float32)
+        return out
+
+    def validation_data(self, graph: str) -> dict[str, np.ndarray] | None:
+        rel = f"validation/{graph}.npz"
+        if rel not in self.manifest["files"].get("common", []):
+            return None
+        with np.load(self.file(rel), allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+
+def _parse_checksums(path: Path) -> dict[str, str]:
+    sums = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        digest, sep, rel = line.partition("  ")
+        if not sep or len(digest) != 64:
+            raise BundleError(f"{CHECKSUMS} line {n}: expected '<sha256>  <path>'")
+        sums[safe_relpath(rel)] = digest.lower()
+    return sums
+
+
+def _read_manifest(path: Path) -> dict:
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{path}: manifest larger than {MAX_MANIFEST_BYTES >> 20} MiB")
+    try:
+        m = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
+        raise BundleError(f"{path}: not a lerobot-edge manifest (format != {FORMAT!r})")
+    ver = m.get("schema_version")
+    if not (isinstance(ver, list) and len(ver) == 2 and all(isinstance(v, int) for v in ver)):
+        raise BundleError(f"{path}: schema_version must be [major, minor], got {ver!r}")
+    if tuple(ver) > SCHEMA_VERSION:
+        raise BundleError(f"bundle schema {ver[0]}.{ver[1]} is newer than this lerobot-edge supports "
+                          f"({SCHEMA_VERSION[0]}.{SCHEMA_VERSION[1]}): upgrade lerobot-edge")
+    _only(m, set(MANIFEST_FIELDS), "top level")
+    missing = [k for k, required in MANIFEST_FIELDS.items() if required and k not in m]
+    if missing:
+        raise BundleError(f"{path}: manifest lacks required field(s) {missing}")
+    if not isinstance(m["files"], dict) or not isinstance(m["graphs"], list):
+        raise BundleError(f"{path}: manifest 'files' must be an object and 'graphs' a list")
+    for s, rels in m["files"].items():
+        m["files"][s] = [safe_relpath(r) for r in rels]
+    return m
+
+
+# ------------------------------------------------------------------------------------------------ writing
+
+
+class BundleWriter:
+    """Builds a bundle in a staging directory and moves it into place only when it is complete."""
+
+    def __init__(self, path: str | Path, overwrite: bool = False):
+        self.path = Path(path)
+        if self.path.exists() and not overwrite:
+            raise BundleError(f"{self.path}: already exists (pass --overwrite / overwrite=True to replace it)")
+        self.stage = self.path.with_name(f".{self.path.name}.partial")
+        shutil.rmtree(self.stage, ignore_errors=True)
+        self.stage.mkdir(parents=True)
+        self.files: dict[str, list[str]] = {"common": []}
+
+    def abspath(self, rel: str) -> Path:
+        p = self.stage / safe_relpath(rel)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def add(self, rel: str, file_set: str = "common") -> str:
+        """Record an already written file under a file set (e.g. 'onnx', 'openvino', 'trt')."""
+        if not self.abspath(rel).is_file():
+            raise BundleError(f"{rel}: was never written into the bundle")
+        bucket = self.files.setdefault(file_set, [])
+        if rel not in bucket:
+            bucket.append(rel)
+        return rel
+
+    def write_stats(self, stats: dict[str, dict[str, np.ndarray]]) -> None:
+        from safetensors.numpy import save_file
+
+        flat = {f"{k}.{s}": np.ascontiguousarray(v, dtype=np.float32) for k, d in stats.items()
+                for s, v in d.items()}
+        save_file(flat, str(self.abspath(STATS)))
+        self.add(STATS)
+
+    def write_validation(self, graph: str, arrays: dict[str, np.ndarray]) -> None:
+        rel = f"validation/{graph}.npz"
+        np.savez_compressed(self.abspath(rel), **arrays)
+        self.add(rel)
+
+    def finish(self, manifest: dict) -> Path:
+        """Write manifest + checksums, then atomically replace `path` with the staged bundle."""
+        manifest = {"format": FORMAT, "schema_version": list(SCHEMA_VERSION), **manifest, "files": self.files}
+        self.abspath(MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+        every = [MANIFEST] + sorted({f for fs in self.files.values() for f in fs})
+        lines = [f"{sha256_file(self.stage / rel)}  {rel}" for rel in every]
+        (self.stage / CHECKSUMS).write_text("\n".join(lines) + "\n")
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        os.replace(self.stage, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        shutil.rmtree(self.stage, ignore_errors=True)

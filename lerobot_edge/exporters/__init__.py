@@ -1,0 +1,1 @@
+"""Generic graph -> file conversion and validation. Knows no policy: it receives `ExportPlan`s."""

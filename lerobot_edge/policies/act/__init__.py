@@ -1,0 +1,1 @@
+"""ACT: one graph (normalized state + images -> normalized action chunk); queue/ensembling on the host."""

@@ -1,0 +1,44 @@
+"""What a policy tells the generic exporter: its graphs (torch modules + IO) and the runtime's settings.
+
+Exporters know no policy: they receive an `ExportPlan`, write each `GraphPlan` to a file and validate it
+with `sample_inputs`. Each `policies/<name>/plan.py` builds one from a checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from torch import nn
+
+from ..bundle import IOSpec
+
+
+@dataclass
+class GraphPlan:
+    """One graph to export. `inputs`/`outputs` give names and shapes ('batch' marks the dynamic axis)."""
+
+    name: str
+    module: nn.Module
+    inputs: list[IOSpec]
+    outputs: list[IOSpec]
+    tolerance: dict[str, dict[str, float]]     # output -> {"atol", "min_cosine"} at fp32
+    sample_inputs: Callable[[np.random.Generator, int], dict[str, np.ndarray]]
+
+
+@dataclass
+class ExportPlan:
+    """Everything the bundle needs besides the graph files."""
+
+    policy_type: str
+    policy_config: dict               # the settings the runtime and `info` need (chunk size, dims, …)
+    graphs: list[GraphPlan]
+    observations: dict[str, dict]     # feature key -> {"kind", "shape", "graph_input"}
+    action: dict                      # {"key": "action", "shape": [A]}
+    normalization: dict[str, str]     # feature key -> mode (stats go to stats.safetensors)
+    stats: dict[str, dict[str, np.ndarray]]
+    runtime: dict                     # sampler / queue settings, read by runtime/
+    legacy_stats: bool = False
+    noise_shape: list | None = None
+    extra: dict = field(default_factory=dict)

@@ -1,0 +1,76 @@
+"""load_policy: bundle (directory or Hub repo id) + backend -> EdgePolicy. numpy + one backend, no torch."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..backends import TARGET_BACKEND, get_backend
+from ..bundle import BACKEND_FILE_SETS, CHECKSUMS, MANIFEST, Bundle
+from ..errors import BundleError, ValidationError
+from .policy import EdgePolicy
+
+# manifest runtime kind -> EdgePolicy subclass
+RUNTIMES = {"act": "lerobot_edge.runtime.act:ACTEdgePolicy"}
+
+
+def _runtime_class(kind: str) -> type[EdgePolicy]:
+    if kind not in RUNTIMES:
+        raise BundleError(f"bundle runtime kind {kind!r} is unknown to this lerobot-edge (known: {sorted(RUNTIMES)})")
+    mod, _, cls = RUNTIMES[kind].partition(":")
+    return getattr(importlib.import_module(mod), cls)
+
+
+def _local_or_hub(bundle: str | Path, revision: str | None, backend: str | None) -> Path:
+    p = Path(bundle).expanduser()
+    if p.is_dir():
+        return p
+    if not re.fullmatch(r"[\w.\-]+/[\w.\-]+", str(bundle)):
+        raise BundleError(f"{bundle}: no such bundle directory, and not a Hub repo id 'user/name'")
+    from ..checkpoint import hub_download
+
+    # manifest first, to learn the file sets; then only what the chosen backend needs
+    head = hub_download(str(bundle), revision, [MANIFEST, CHECKSUMS])
+    manifest = Bundle.open(head, verify=False).manifest
+    name = backend or TARGET_BACKEND.get(manifest["target"], "onnxruntime")
+    sets = ["common", *BACKEND_FILE_SETS.get(name, ())]
+    files = [f for s in sets for f in manifest["files"].get(s, [])]
+    return hub_download(str(bundle), revision, [MANIFEST, CHECKSUMS, "README.md", *files])
+
+
+def load_policy(bundle: str | Path, backend: str | None = None, *, revision: str | None = None,
+                expected_sha256: str | None = None, backend_options: Mapping[str, Any] | None = None,
+                num_inference_steps: int | None = None, n_action_steps: int | None = None,
+                temporal_ensemble_coeff: float | None = None, rtc: str | None = None,
+                rtc_options: Mapping[str, Any] | None = None, seed: int | None = None,
+                allow_unvalidated: bool = False) -> EdgePolicy:
+    """Load a bundle with one backend and return a policy with LeRobot's interface.
+
+    backend: "onnxruntime" | "openvino" | "tensorrt"; None picks the bundle's target's backend.
+    Checksums of the files that backend needs are verified; a bundle whose validation failed or was skipped
+    loads only with allow_unvalidated=True.
+    """
+    path = _local_or_hub(bundle, revision, backend)
+    head = Bundle.open(path, verify=False)
+    name = backend or TARGET_BACKEND.get(head.manifest["target"], "onnxruntime")
+    backend_cls = get_backend(name)
+    options = backend_cls.check_options(backend_options or {})
+    b = Bundle.open(path, name, expected_sha256=expected_sha256)
+    passed = b.manifest["validation"].get("passed")
+    if passed is not True:
+        what = "failed" if passed is False else "was skipped"
+        if not allow_unvalidated:
+            raise ValidationError(f"{path}: export validation {what}; load with allow_unvalidated=True to run it "
+                                  "anyway", report=b.manifest["validation"])
+        warnings.warn(f"{path}: running a bundle whose validation {what}", stacklevel=2)
+    runner = backend_cls()
+    sessions = {g.name: runner.load(g, b, options) for g in b.graphs.values()}
+    overrides = {"num_inference_steps": num_inference_steps, "n_action_steps": n_action_steps,
+                 "temporal_ensemble_coeff": temporal_ensemble_coeff, "rtc": rtc, "rtc_options": rtc_options,
+                 "seed": seed}
+    if b.manifest["runtime"]["kind"] == "act":
+        overrides.pop("seed")  # ACT has no randomness: a seed is harmless
+    return _runtime_class(b.manifest["runtime"]["kind"])(b, name, sessions, overrides)

@@ -1,0 +1,81 @@
+"""Observation checks and conversion at the runtime's door: every problem is an ObservationError naming the
+key and what was expected, before any engine sees the data.
+
+Images: uint8 -> a camera frame, HWC RGB ((H, W, 3) or (B, H, W, 3)); float -> LeRobot's layout, CHW in
+[0, 1] ((3, H, W) or (B, 3, H, W)). State vectors: (D,) or (B, D). All keys share B; an input without a
+batch axis gives an output without one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import ObservationError
+
+IMAGE_PREFIX = "observation.image"
+
+
+def _as_array(key: str, value: Any) -> np.ndarray:
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, without importing torch
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value)
+    except Exception as e:
+        raise ObservationError(f"{key}: cannot be read as an array ({type(value).__name__})") from e
+    if arr.dtype.kind not in "fiu" or arr.dtype == np.bool_:
+        raise ObservationError(f"{key}: expected a numeric array, got dtype {arr.dtype}")
+    return arr
+
+
+def _image(key: str, value: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+    """-> (B, 3, H, W) float32 in [0, 1], batched?"""
+    arr = _as_array(key, value)
+    c, h, w = shape
+    if arr.dtype == np.uint8:
+        if arr.shape[-3:] != (h, w, c) or arr.ndim not in (3, 4):
+            raise ObservationError(f"{key}: a uint8 image must be an HWC RGB camera frame of shape ({h}, {w}, {c}) "
+                                   f"(optionally with a batch axis), got {arr.shape}")
+        batched = arr.ndim == 4
+        arr = arr if batched else arr[None]
+        return arr.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0), batched  # (B,H,W,C)->(B,C,H,W)
+    if arr.dtype.kind != "f":
+        raise ObservationError(f"{key}: images must be uint8 HWC frames or float CHW in [0, 1], got {arr.dtype}")
+    if arr.shape[-3:] != (c, h, w) or arr.ndim not in (3, 4):
+        raise ObservationError(f"{key}: a float image must be CHW of shape ({c}, {h}, {w}) in [0, 1] "
+                               f"(optionally with a batch axis), got {arr.shape}")
+    batched = arr.ndim == 4
+    return np.asarray(arr if batched else arr[None], dtype=np.float32), batched
+
+
+def _vector(key: str, value: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+    arr = _as_array(key, value)
+    if arr.shape[-len(shape):] != tuple(shape) or arr.ndim not in (len(shape), len(shape) + 1):
+        raise ObservationError(f"{key}: expected shape {tuple(shape)} or (B, {', '.join(map(str, shape))}), "
+                               f"got {arr.shape}")
+    batched = arr.ndim == len(shape) + 1
+    return np.asarray(arr if batched else arr[None], dtype=np.float32), batched
+
+
+def prepare_observation(obs: Mapping[str, Any], spec: Mapping[str, dict]) -> tuple[dict[str, np.ndarray], bool]:
+    """Check `obs` against the bundle's observation spec; return batched float32 arrays and whether the
+    caller's input had a batch axis. `spec`: key -> {"kind": "image"|"state"|"env_state", "shape": […]}."""
+    if not isinstance(obs, Mapping):
+        raise ObservationError(f"observation must be a dict of LeRobot feature keys, got {type(obs).__name__}")
+    stray = sorted(k for k in obs if isinstance(k, str) and k.startswith(IMAGE_PREFIX) and k not in spec)
+    if stray:
+        cams = [k for k, s in spec.items() if s["kind"] == "image"]
+        raise ObservationError(f"{stray[0]}: this policy has no such camera; its cameras are {cams}")
+    out, batched_keys, sizes = {}, {}, {}
+    for key, s in spec.items():
+        if key not in obs:
+            raise ObservationError(f"missing observation {key!r}: expected {s['kind']} of shape {tuple(s['shape'])}")
+        conv = _image if s["kind"] == "image" else _vector
+        arr, batched = conv(key, obs[key], tuple(s["shape"]))
+        if not np.isfinite(arr).all():
+            raise ObservationError(f"{key}: contains NaN or inf")
+        out[key], batched_keys[key], sizes[key] = arr, batched, arr.shape[0]
+    if len(set(sizes.values())) > 1:
+        raise ObservationError(f"observations disagree on the batch size: {sizes}")
+    return out, any(batched_keys.values())

@@ -1,0 +1,102 @@
+"""EdgePolicy: LeRobot's policy interface (reset / select_action / predict_action_chunk) over a bundle.
+
+Subclasses (one per runtime kind in the manifest) implement the sampler and queue logic; this base owns the
+observation checks, normalization, the output guard and the stage timings.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..backends import Session
+from ..bundle import Bundle
+from ..errors import NonFiniteActionError
+from .observations import prepare_observation
+from .processors import Normalizer
+
+
+class EdgePolicy(ABC):
+    """A bundle loaded with one backend. Actions come out in robot units as float32 numpy arrays.
+
+    `timings` holds seconds per stage of the last call: "preprocess", one per graph, "sampler",
+    "postprocess", "total".
+    """
+
+    def __init__(self, bundle: Bundle, backend: str, sessions: dict[str, Session], overrides: Mapping[str, Any]):
+        self.bundle = bundle
+        self.manifest = bundle.manifest
+        self.backend = backend
+        self.sessions = sessions
+        self.observation_spec: dict[str, dict] = self.manifest["observations"]
+        self.action_key: str = self.manifest["action"]["key"]
+        images = tuple(k for k, s in self.observation_spec.items() if s["kind"] == "image")
+        self.normalizer = Normalizer(self.manifest["normalization"], bundle.stats(),
+                                     legacy=bool(self.manifest["policy"].get("legacy_stats")), image_keys=images)
+        self.timings: dict[str, float] = {}
+        self.configure(dict(overrides))
+        self.reset()
+
+    # -- to implement per runtime kind -------------------------------------------------------------
+    @abstractmethod
+    def configure(self, overrides: dict[str, Any]) -> None:
+        """Apply load-time overrides (n_action_steps, …); unknown or inapplicable ones raise ValueError."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Clear queues and histories; call at the start of every episode."""
+
+    @abstractmethod
+    def select_action(self, obs: Mapping[str, Any], noise: np.ndarray | None = None) -> np.ndarray:
+        """One action (B, A), or (A,) for an unbatched observation."""
+
+    @abstractmethod
+    def predict_action_chunk(self, obs: Mapping[str, Any], noise: np.ndarray | None = None, **kw) -> np.ndarray:
+        """A full chunk (B, T, A), or (T, A) for an unbatched observation."""
+
+    # -- shared stages -----------------------------------------------------------------------------
+    @property
+    def type(self) -> str:
+        return self.manifest["policy"]["type"]
+
+    @contextmanager
+    def _stage(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
+
+    def _start_call(self) -> float:
+        self.timings = {"preprocess": 0.0, **{g: 0.0 for g in self.sessions}, "sampler": 0.0,
+                        "postprocess": 0.0}
+        return time.perf_counter()
+
+    def _end_call(self, t0: float) -> None:
+        self.timings["total"] = time.perf_counter() - t0
+
+    def preprocess(self, obs: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], bool]:
+        """-> graph feed keyed by graph input name (normalized float32, batched), and whether obs was batched."""
+        with self._stage("preprocess"):
+            arrays, batched = prepare_observation(obs, self.observation_spec)
+            feed = {self.observation_spec[k]["graph_input"]: self.normalizer.normalize(k, v)
+                    for k, v in arrays.items()}
+        return feed, batched
+
+    def run_graph(self, name: str, feed: Mapping[str, Any], keep: tuple[str, ...] = ()) -> dict[str, Any]:
+        with self._stage(name):
+            return self.sessions[name].run(feed, keep=keep)
+
+    def postprocess(self, normalized: np.ndarray) -> np.ndarray:
+        """Normalized actions (…, A) -> robot units; refuses non-finite engine output."""
+        with self._stage("postprocess"):
+            if not np.isfinite(normalized).all():
+                raise NonFiniteActionError(f"the {self.backend} engine produced NaN/inf actions; nothing returned")
+            return self.normalizer.unnormalize(self.action_key, normalized)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.type} backend={self.backend} bundle={self.bundle.path}>"

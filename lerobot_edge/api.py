@@ -75,12 +75,15 @@ def export(source: str | Path, output: str | Path, target: str = "onnx", *, poli
         manifest = _manifest(ckpt, plan, specs, target, precision, opset)
         if validate:
             say(f"validating {len(specs)} graph(s) with {tgt.backend} against PyTorch ({VALIDATION_TRIALS} seeded trials)")
-            manifest["validation"] = _validate(plan, specs, writer, manifest, tgt, precision, accept_accuracy)
+            staged = Bundle(writer.stage, {**manifest, "files": writer.files})
+            options = tgt.backend_options(precision) if tgt.backend_options else {}
+            manifest["validation"] = _validate(plan, specs, staged, tgt.backend, options, precision,
+                                               accept_accuracy, writer)
         path = writer.finish(manifest)
     except BaseException:
         writer.abort()
         raise
-    say(f"wrote {path} in {time.perf_counter() - t0:.1f}s")
+    log.info("wrote %s in %.1fs", path, time.perf_counter() - t0)
     val = manifest["validation"]
     if val.get("passed") is False and not accept_accuracy:
         raise ValidationError("validation failed:\n" + "\n".join(val.get("lines", [])), report=val)
@@ -111,29 +114,57 @@ def _torch_outputs(g, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {o.name: t.numpy() for o, t in zip(g.outputs, out)}
 
 
-def _validate(plan, specs, writer: BundleWriter, manifest: dict, tgt, precision: str, accept: bool) -> dict:
+def _validate(plan, specs, bundle: Bundle, backend_name: str, options: dict, precision: str, accept: bool,
+              writer: BundleWriter | None = None) -> dict:
+    """Run every graph of `bundle` with `backend_name` against the plan's torch modules on seeded inputs.
+    With a writer (export), the first trial's inputs and fp32 outputs are stored for `selftest`."""
     from .backends import get_backend
     from .exporters.validate import compare
 
-    backend = get_backend(tgt.backend)
-    options = tgt.backend_options(precision) if tgt.backend_options else {}
-    staged = Bundle(writer.stage, {**manifest, "files": writer.files})
+    backend = get_backend(backend_name)
     reports, rng = [], np.random.default_rng(VALIDATION_SEED)
     for g, spec in zip(plan.graphs, specs):
         t0 = time.perf_counter()
         inputs = [g.sample_inputs(rng, 2 if k == 0 else 1) for k in range(VALIDATION_TRIALS)]
         expected = [_torch_outputs(g, x) for x in inputs]
-        writer.write_validation(g.name, {**{f"input.{k}": v for k, v in inputs[0].items()},
-                                         **{f"output.{k}": v for k, v in expected[0].items()}})
-        session = backend().load(spec, staged, options)
+        if writer is not None:
+            writer.write_validation(g.name, {**{f"input.{k}": v for k, v in inputs[0].items()},
+                                             **{f"output.{k}": v for k, v in expected[0].items()}})
+        session = backend().load(spec, bundle, options)
         actual = [session.run(x) for x in inputs]
-        rep = compare(g.name, tgt.backend, expected, actual, spec.tolerance)
+        rep = compare(g.name, backend_name, expected, actual, spec.tolerance)
         rep.seconds = time.perf_counter() - t0
         reports.append(rep)
     passed = all(r.passed for r in reports)
-    return {"passed": passed, "accepted_below_tolerance": bool(accept and not passed), "backend": tgt.backend,
+    return {"passed": passed, "accepted_below_tolerance": bool(accept and not passed), "backend": backend_name,
             "precision": precision, "seed": VALIDATION_SEED, "graphs": {r.graph: r.to_json() for r in reports},
             "lines": [line for r in reports for line in r.lines()]}
+
+
+def validate_bundle(bundle: str | Path, against: str | Path, *, backend: str | None = None,
+                    policy_type: str | None = None, revision: str | None = None,
+                    backend_options: dict | None = None, progress: Progress | None = None) -> dict:
+    """Re-run the export validation of `bundle` against the checkpoint `against` (local dir or Hub id).
+
+    Returns the validation report (as stored in manifests); raises ValidationError when a graph fails.
+    A checkpoint whose weights differ from the bundle's source is reported in the result ("same_weights").
+    """
+    from .backends import TARGET_BACKEND
+    from .policies import build_plan
+
+    say = progress or (lambda msg: log.info(msg))
+    b = Bundle.open(bundle)
+    name = backend or TARGET_BACKEND.get(b.manifest["target"], "onnxruntime")
+    say(f"reading checkpoint {against}")
+    ckpt = load_checkpoint(against, policy_type=policy_type or b.manifest["policy"]["type"], revision=revision)
+    plan = build_plan(ckpt)
+    specs = [b.graphs[g.name] for g in plan.graphs]
+    say(f"validating {len(specs)} graph(s) with {name} against PyTorch ({VALIDATION_TRIALS} seeded trials)")
+    report = _validate(plan, specs, b, name, dict(backend_options or {}), b.manifest["precision"], False)
+    report["same_weights"] = ckpt.weights_sha256() == b.manifest["source"].get("weights_sha256")
+    if not report["passed"]:
+        raise ValidationError("validation failed:\n" + "\n".join(report["lines"]), report=report)
+    return report
 
 
 def _manifest(ckpt, plan, specs: list[GraphSpec], target: str, precision: str, opset: int) -> dict:

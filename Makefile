@@ -1,0 +1,40 @@
+# lerobot-edge: the two contract commands are `make demo` and `make test`; each sets everything up itself.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# This CPU machine keeps a CPU build of torch 2.13.0 on local disk; elsewhere pick your own build, e.g.
+# TORCH_SPEC='torch --index-url https://download.pytorch.org/whl/cpu'
+TORCH_SPEC ?= torch==2.13.0
+PIP    := $(PY) -m pip install -q --disable-pip-version-check
+DEMO_SOURCE ?=
+
+.PHONY: setup demo test test-fast parity bench clean help
+help:
+	@echo "make demo   - set up, export an ACT policy (random weights, aloha config) and run it"
+	@echo "make test   - set up (incl. the LeRobot 0.4.4 reference env) and run the test suite"
+	@echo "make bench  - latency benchmarks (benchmarks/, pytest-benchmark)"
+
+$(VENV)/.stamp: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) $(TORCH_SPEC)
+	$(PIP) -e '.[export,onnxruntime,openvino,test]'
+	touch $@
+
+setup: $(VENV)/.stamp
+
+demo: setup
+	$(PY) scripts/demo.py $(DEMO_SOURCE)
+
+test: setup parity-ref
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+bench: setup
+	$(PY) -m pytest benchmarks -q --benchmark-only
+
+clean:
+	rm -rf $(VENV) .venv-lerobot .cache demo-out .pytest_cache
+
+-include mk/parity.mk

@@ -1,0 +1,39 @@
+"""lerobot-edge export SOURCE --target onnx --output DIR"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("export", help="export a LeRobot checkpoint (Hub id or directory) to a bundle",
+                       description="Read a LeRobot checkpoint, trace its graphs, validate them against PyTorch "
+                                   "and write a bundle directory.")
+    p.add_argument("source", help="Hub repo id (e.g. lerobot/act_aloha_sim_insertion_human) or checkpoint directory")
+    p.add_argument("--target", default="onnx", help="onnx | openvino | trt (default: onnx)")
+    p.add_argument("--output", "-o", required=True, help="bundle directory to write")
+    p.add_argument("--policy-type", help="policy type when config.json has no \"type\" (e.g. act)")
+    p.add_argument("--revision", help="Hub revision (branch, tag or commit)")
+    p.add_argument("--precision", default="fp32", help="fp32 | fp16 | bf16 | int8 (per target)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 18)")
+    p.add_argument("--no-validate", action="store_true", help="skip validation (the bundle then needs "
+                                                              "allow_unvalidated=True to load)")
+    p.add_argument("--accept-accuracy", action="store_true", help="write and accept a bundle below tolerance")
+    p.add_argument("--calibration", help="observations (.npz or dataset dir) for int8 calibration")
+    p.add_argument("--rename-map", type=json.loads, help='JSON map of observation keys, e.g. \'{"a": "b"}\'')
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args, steps) -> int:
+    from ..api import export
+
+    path = export(args.source, args.output, args.target, policy_type=args.policy_type, revision=args.revision,
+                  precision=args.precision, opset=args.opset, validate=not args.no_validate,
+                  accept_accuracy=args.accept_accuracy, calibration=args.calibration, rename_map=args.rename_map,
+                  overwrite=args.overwrite, progress=steps)
+    steps.done()
+    print(path)
+    return 0

@@ -1,0 +1,60 @@
+"""Shared fixtures: checkpoints written in LeRobot's on-disk layout, and bundles exported once per session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from lerobot_layout import TINY_ACT, write_act_checkpoint  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def reference_dir() -> Path | None:
+    """Where `make parity-ref` put LeRobot's reference outputs (env var first, then .cache/reference/current)."""
+    env = os.environ.get("LEROBOT_EDGE_REFERENCE_DIR")
+    if env:
+        return Path(env)
+    current = REPO / ".cache" / "reference" / "current"
+    if current.is_file():
+        p = Path(current.read_text().strip())
+        return p if p.is_absolute() else REPO / p
+    if current.is_dir():
+        return current
+    return None
+
+
+@pytest.fixture(scope="session")
+def act_tiny_checkpoint(tmp_path_factory) -> Path:
+    """One camera 3x48x64, state 6, action 4, tiny transformer, chunk 10, LeRobot 0.4 layout without "type"."""
+    return write_act_checkpoint(tmp_path_factory.mktemp("ckpt") / "act_tiny", **TINY_ACT)
+
+
+@pytest.fixture(scope="session")
+def act_tiny_bundle(act_tiny_checkpoint, tmp_path_factory) -> Path:
+    from lerobot_edge import export
+
+    return export(act_tiny_checkpoint, tmp_path_factory.mktemp("bundle") / "act_tiny", policy_type="act")
+
+
+@pytest.fixture(scope="session")
+def act_multicam_checkpoint(tmp_path_factory) -> Path:
+    """Two cameras of different sizes (one with underscores), env_state, pre-norm, gelu, MIN_MAX, 0.6 layout."""
+    cams = {"observation.images.left": (3, 40, 56), "observation.images.wrist_right": (3, 32, 48)}
+    return write_act_checkpoint(
+        tmp_path_factory.mktemp("ckpt") / "act_multicam", cameras=cams, state_dim=5, env_dim=3, action_dim=5,
+        norm_map={"VISUAL": "MEAN_STD", "STATE": "MIN_MAX", "ENV": "MIN_MAX", "ACTION": "MIN_MAX"},
+        layout="0.6", with_type=True, seed=1, pre_norm=True, feedforward_activation="gelu",
+        **{**TINY_ACT, "n_decoder_layers": 2, "n_action_steps": 4})
+
+
+@pytest.fixture(scope="session")
+def act_multicam_bundle(act_multicam_checkpoint, tmp_path_factory) -> Path:
+    from lerobot_edge import export
+
+    return export(act_multicam_checkpoint, tmp_path_factory.mktemp("bundle") / "act_multicam")

@@ -1,0 +1,32 @@
+"""The robot side imports and runs with torch absent (sys.modules["torch"] = None makes `import torch` fail)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+SCRIPT = """
+import sys
+sys.modules["torch"] = None
+sys.modules["lerobot"] = None
+import numpy as np
+import lerobot_edge
+from lerobot_edge import runtime, backends, bundle, checkpoint, load_policy
+from lerobot_edge.kernels import normalize, sinusoid
+assert lerobot_edge.available_policies() == sorted(lerobot_edge.available_policies())
+policy = load_policy(sys.argv[1])
+a = policy.select_action({"observation.state": np.zeros(6, np.float32),
+                          "observation.images.top": np.zeros((48, 64, 3), np.uint8)})
+assert a.shape == (4,), a.shape
+mods = [m for m in sys.modules if m.startswith(("torch", "lerobot_edge.policies.", "lerobot_edge.exporters"))
+        and sys.modules[m] is not None]
+assert not mods, mods
+print("ok")
+"""
+
+
+def test_runtime_runs_without_torch(act_tiny_bundle):
+    r = subprocess.run([sys.executable, "-c", SCRIPT, str(act_tiny_bundle)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"

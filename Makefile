@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 PIP    := $(PY) -m pip install -q --disable-pip-version-check
 DEMO_SOURCE ?=
 
-.PHONY: setup demo test test-fast parity bench clean help
+.PHONY: setup demo test test-fast parity bench clean help py310-env
 help:
 	@echo "make demo   - set up, export an ACT policy (random weights, aloha config) and run it"
 	@echo "make test   - set up (incl. the LeRobot 0.4.4 reference env) and run the test suite"
@@ -25,8 +25,16 @@ setup: $(VENV)/.stamp
 demo: setup
 	$(PY) scripts/demo.py $(DEMO_SOURCE)
 
-test: setup parity-ref
+test: setup parity-ref py310-env
 	$(PY) -m pytest -q
+
+# the robot side on Python 3.10 (Jetson JetPack 6): numpy + onnxruntime, no torch
+PY310 ?= $(shell PYENV_VERSION=3.10.13 command -v python3.10 >/dev/null 2>&1 && echo "env PYENV_VERSION=3.10.13 python3.10")
+.venv-py310/.stamp: pyproject.toml
+	@if [ -z "$(PY310)" ]; then echo "python3.10 not found: the 3.10 runtime test will be skipped"; else \
+	  $(PY310) -m venv .venv-py310 && .venv-py310/bin/python -m pip install -q --disable-pip-version-check \
+	  -e '.[onnxruntime]' && touch $@; fi
+py310-env: .venv-py310/.stamp
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
@@ -35,6 +43,6 @@ bench: setup
 	$(PY) -m pytest benchmarks -q --benchmark-only
 
 clean:
-	rm -rf $(VENV) .venv-lerobot .cache demo-out .pytest_cache
+	rm -rf $(VENV) .venv-lerobot .venv-py310 .cache demo-out .pytest_cache
 
 -include mk/parity.mk

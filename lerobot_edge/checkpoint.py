@@ -8,7 +8,6 @@ Everything here is JSON and safetensors: nothing is unpickled, no code from the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .bundle import sha256_file
 from .errors import CheckpointError, HubUnavailableError
 from .kernels.normalize import MODE_STATS
 
@@ -79,14 +79,6 @@ class Checkpoint:
             return load_file(str(self.weights_path))
         except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
             raise CheckpointError(f"{self.weights_path}: cannot read safetensors weights ({e})") from e
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------- locating

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
+
+PY310 = Path(__file__).resolve().parents[1] / ".venv-py310" / "bin" / "python"
 
 SCRIPT = """
 import sys
@@ -25,8 +30,11 @@ print("ok")
 """
 
 
-def test_runtime_runs_without_torch(act_tiny_bundle):
-    r = subprocess.run([sys.executable, "-c", SCRIPT, str(act_tiny_bundle)], capture_output=True, text=True,
-                       timeout=120)
+@pytest.mark.parametrize("python", ["current", "3.10"])
+def test_runtime_runs_without_torch(act_tiny_bundle, python):
+    exe = sys.executable if python == "current" else str(PY310)
+    if python == "3.10" and not PY310.exists():
+        pytest.skip("no .venv-py310 (make py310-env builds it when pyenv has Python 3.10)")
+    r = subprocess.run([exe, "-c", SCRIPT, str(act_tiny_bundle)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"

@@ -10,10 +10,10 @@ import logging
 import os
 import sys
 
-from . import export, info, validate
+from . import bench, export, info, validate
 from .progress import Steps
 
-COMMANDS = [export, info, validate]
+COMMANDS = [export, info, validate, bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,217 @@
+"""`lerobot-edge bench`: identical observations and noise for every backend, warm-up, then rounds in which
+each backend runs once in turn (interleaved, so drift and thermal effects hit all alike); percentiles per
+stage; cold start; FLOPs against the measured GEMM peak; the control rates the latencies allow."""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..bundle import Bundle
+from .machine import machine_record
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class BenchConfig:
+    backends: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
+    precisions: tuple[str, ...] = ("fp32",)
+    iterations: int = 30
+    warmup: int = 3
+    threads: int | None = None
+    policy_type: str | None = None
+    seed: int = 0
+
+
+@dataclass
+class Variant:
+    name: str          # "onnxruntime/fp32"
+    backend: str
+    precision: str
+    bundle: Path
+    policy: object = None
+    cold_start_s: float = 0.0
+    skipped: str | None = None
+
+
+def percentiles(xs: list[float]) -> dict[str, float]:
+    a = np.asarray(xs) * 1e3
+    return {"p50_ms": float(np.percentile(a, 50)), "p90_ms": float(np.percentile(a, 90)),
+            "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max()), "mean_ms": float(a.mean()), "n": len(xs)}
+
+
+def _is_bundle(p: Path) -> bool:
+    return (p / "manifest.json").is_file()
+
+
+def _prepare(source: Path, cfg: BenchConfig, workdir: Path, say: Callable) -> tuple[list[Variant], str | None]:
+    """Bundles for every (backend, precision) asked for; returns the variants and the checkpoint (for torch)."""
+    from ..exporters.targets import TARGETS
+
+    if _is_bundle(source):
+        m = Bundle.open(source).manifest
+        ckpt = m["source"].get("path") if Path(m["source"].get("path", "")).is_dir() else None
+        out = []
+        for b in cfg.backends:
+            v = Variant(f"{b}/{m['precision']}", b, m["precision"], source)
+            if b == "torch" and not ckpt:
+                v.skipped = "the bundle's source checkpoint is not on this machine"
+            out.append(v)
+        return out, ckpt
+    from ..api import export
+
+    variants = []
+    for b in cfg.backends:
+        for p in cfg.precisions:
+            backend = "onnxruntime" if b == "torch" else b
+            target = next((t for t in TARGETS.values() if t.backend == backend and p in t.precisions), None)
+            if b == "torch" and p != "fp32":
+                variants.append(Variant(f"{b}/{p}", b, p, source, skipped="eager torch runs fp32 only"))
+                continue
+            if target is None:
+                variants.append(Variant(f"{b}/{p}", b, p, source, skipped=f"no export target for {b} at {p}"))
+                continue
+            dst = workdir / f"{target.name}-{p}"
+            if not dst.exists():
+                say(f"exporting {source} to {target.name} ({p})")
+                export(source, dst, target.name, policy_type=cfg.policy_type, precision=p, accept_accuracy=True)
+            variants.append(Variant(f"{b}/{p}", b, p, dst))
+    return variants, str(source)
+
+
+def _load(v: Variant, ckpt: str | None, cfg: BenchConfig, obs: dict, noise) -> None:
+    from ..runtime import load_policy
+
+    t0 = time.perf_counter()
+    try:
+        if v.backend == "torch":
+            from .torch_session import load_torch_policy
+            v.policy = load_torch_policy(str(v.bundle), ckpt, cfg.threads)
+        else:
+            opts = {"threads": cfg.threads} if cfg.threads else {}
+            v.policy = load_policy(v.bundle, v.backend, backend_options=opts, allow_unvalidated=True)
+        v.policy.predict_action_chunk(obs, noise=noise)
+    except Exception as e:  # a backend that is missing here is reported, not fatal
+        v.skipped = f"{type(e).__name__}: {e}"
+        return
+    v.cold_start_s = time.perf_counter() - t0
+
+
+def _observations(spec: dict, n: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    def one():
+        return {k: (rng.integers(0, 256, (s["shape"][1], s["shape"][2], 3), dtype=np.uint8) if s["kind"] == "image"
+                    else rng.standard_normal(s["shape"]).astype(np.float32)) for k, s in spec.items()}
+    return [one() for _ in range(n)]
+
+
+def _noise(manifest: dict, seed: int):
+    shape = manifest.get("noise_shape")
+    if not shape:
+        return None
+    shape = [1 if isinstance(s, str) else s for s in shape][1:]  # unbatched observations
+    return np.random.default_rng(seed + 1).standard_normal(shape).astype(np.float32)
+
+
+def _chunk_rounds(live: list[Variant], obs: list[dict], noise, cfg: BenchConfig, say) -> dict[str, dict]:
+    stages: dict[str, dict[str, list[float]]] = {v.name: {} for v in live}
+    for it in range(cfg.warmup + cfg.iterations):
+        order = live[it % len(live):] + live[: it % len(live)]  # rotate who goes first
+        for v in order:
+            v.policy.predict_action_chunk(obs[it % len(obs)], noise=noise)
+            if it >= cfg.warmup:
+                for stage, sec in v.policy.timings.items():
+                    stages[v.name].setdefault(stage, []).append(sec)
+        if it == cfg.warmup:
+            say(f"timing {cfg.iterations} interleaved rounds over {len(live)} backend(s)")
+    return stages
+
+
+def _select_rounds(live: list[Variant], obs: list[dict], noise, rounds: int) -> tuple[dict, dict]:
+    """select_action over one full queue (n_action_steps calls, one chunk computed): the amortized cost per
+    call, and the cost of a call served from the queue (what an async loop pays per tick)."""
+    amortized: dict[str, list[float]] = {v.name: [] for v in live}
+    queued: dict[str, list[float]] = {v.name: [] for v in live}
+    for r in range(rounds):
+        for v in live:
+            n = max(1, int(getattr(v.policy, "n_action_steps", 1)))
+            v.policy.reset()
+            t0 = time.perf_counter()
+            for i in range(n):
+                v.policy.select_action(obs[(r + i) % len(obs)], noise=noise)
+                if i > 0:
+                    queued[v.name].append(v.policy.timings["total"])
+            amortized[v.name].append((time.perf_counter() - t0) / n)
+    return amortized, queued
+
+
+def control_rates(chunk_p99_ms: float, step_p99_ms: float, n_action_steps: int) -> dict[str, float]:
+    """Highest control rate (Hz) a loop sustains: sync must fit a whole inference in one tick; async must
+    compute the next chunk while the queued n_action_steps play out, and still pop one action per tick."""
+    sync = 1000.0 / chunk_p99_ms
+    asyn = min(1000.0 * n_action_steps / chunk_p99_ms, 1000.0 / max(step_p99_ms, 1e-6))
+    return {"sync_hz": round(sync, 1), "async_hz": round(asyn, 1)}
+
+
+def run_bench(source: str | Path, cfg: BenchConfig | None = None, progress: Callable | None = None,
+              workdir: str | Path | None = None) -> dict:
+    """Benchmark a checkpoint (exported here for each backend/precision) or a bundle. Returns the report
+    (see bench/schema.json)."""
+    cfg = cfg or BenchConfig()
+    say = progress or (lambda msg: None)
+    with tempfile.TemporaryDirectory(prefix="lerobot-edge-bench-") as tmp:
+        variants, ckpt = _prepare(Path(source), cfg, Path(workdir or tmp), say)
+        first = next(v for v in variants if not v.skipped)
+        manifest = Bundle.open(first.bundle).manifest
+        obs, noise = _observations(manifest["observations"], 8, cfg.seed), _noise(manifest, cfg.seed)
+        for v in variants:
+            if not v.skipped:
+                say(f"loading {v.name} (cold start)")
+                _load(v, ckpt, cfg, obs[0], noise)
+        live = [v for v in variants if not v.skipped]
+        say("warming up")
+        stages = _chunk_rounds(live, obs, noise, cfg, say)
+        say("timing select_action over full queues")
+        amortized, queued = _select_rounds(live, obs, noise, max(2, cfg.iterations // 10))
+        machine = machine_record()
+        return _report(source, cfg, manifest, variants, stages, amortized, queued, machine)
+
+
+def _report(source, cfg, manifest, variants, stages, amortized, queued, machine) -> dict:
+    flops = sum(g.get("flops") or 0 for g in manifest["graphs"]) or None
+    n_steps = int(manifest["runtime"].get("n_action_steps", 1))
+    torch_p50 = None
+    rows = []
+    for v in variants:
+        row = {"name": v.name, "backend": v.backend, "precision": v.precision, "skipped": v.skipped}
+        if not v.skipped:
+            st = {k: percentiles(x) for k, x in stages[v.name].items()}
+            total = st["total"]
+            row.update(stages=st, cold_start_s=round(v.cold_start_s, 3),
+                       chunks_per_s=round(1000.0 / total["mean_ms"], 2),
+                       select_action=percentiles(amortized[v.name]),
+                       select_action_queued=percentiles(queued[v.name]) if queued[v.name] else None,
+                       control=control_rates(total["p99_ms"], (percentiles(queued[v.name])["p99_ms"]
+                                                               if queued[v.name] else 0.0), n_steps))
+            if flops:
+                gflops = flops / (total["p50_ms"] / 1e3) / 1e9
+                row.update(achieved_gflops=round(gflops, 1),
+                           roofline_fraction=round(gflops / machine["gemm_peak_gflops"], 3))
+            if v.backend == "torch":
+                torch_p50 = total["p50_ms"]
+        rows.append(row)
+    for row in rows:
+        if torch_p50 and row.get("stages"):
+            row["speedup_vs_torch"] = round(torch_p50 / row["stages"]["total"]["p50_ms"], 2)
+    return {"schema_version": SCHEMA_VERSION, "source": str(source), "policy": manifest["policy"]["type"],
+            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+            "graphs": [g["name"] for g in manifest["graphs"]], "flops_per_chunk": flops,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "machine": machine, "results": rows}

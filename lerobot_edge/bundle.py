@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .errors import BundleError
+from .manifest_schema import check_manifest
 
 FORMAT = "lerobot-edge-bundle"
 SCHEMA_VERSION = (1, 0)
@@ -171,6 +172,27 @@ class Bundle:
                 raise BundleError(f"{rel}: listed in the manifest but missing from {self.path}")
             if sha256_file(p) != sums[rel]:
                 raise BundleError(f"{rel}: checksum mismatch (corrupt or tampered bundle)")
+        for rel in wanted:
+            if rel.endswith(".onnx"):
+                self._check_external_data(rel, set(wanted))
+
+    def _check_external_data(self, rel: str, verified: set[str]) -> None:
+        """An ONNX file may only reference data files of the bundle that were just verified."""
+        from .onnx_refs import external_data_locations
+
+        try:
+            locations = external_data_locations(self.file(rel))
+        except ValueError as e:
+            raise BundleError(f"{rel}: not a readable ONNX file ({e})") from e
+        base = PurePosixPath(rel).parent
+        for loc in locations:
+            try:
+                target = safe_relpath(str(base / loc))
+            except BundleError as e:
+                raise BundleError(f"{rel}: external data {loc!r} points outside the bundle") from e
+            self.file(target)
+            if target not in verified:
+                raise BundleError(f"{rel}: external data {loc!r} is not a checksummed file of the bundle")
 
     def has_files(self, file_set: str) -> bool:
         """Whether the bundle carries every file of `file_set` (a Hub download may hold only some sets)."""
@@ -226,8 +248,7 @@ def _read_manifest(path: Path) -> dict:
     missing = [k for k, required in MANIFEST_FIELDS.items() if required and k not in m]
     if missing:
         raise BundleError(f"{path}: manifest lacks required field(s) {missing}")
-    if not isinstance(m["files"], dict) or not isinstance(m["graphs"], list):
-        raise BundleError(f"{path}: manifest 'files' must be an object and 'graphs' a list")
+    check_manifest(m)
     for s, rels in m["files"].items():
         m["files"][s] = [safe_relpath(r) for r in rels]
     return m

@@ -73,6 +73,25 @@ COMMON_OPTIONS = {
 }
 
 
+def check_io(graph: GraphSpec, inputs: list[tuple[str, tuple]], outputs: list[tuple[str, tuple]]) -> None:
+    """The engine's own IO (name, shape with None/str for dynamic dims) must be what the manifest says: a
+    bundle whose graph file disagrees with its manifest is refused before it runs."""
+    from ..errors import BundleError
+
+    for kind, want, have in (("inputs", graph.inputs, inputs), ("outputs", graph.outputs, outputs)):
+        if sorted(w.name for w in want) != sorted(h[0] for h in have):
+            raise BundleError(f"graph {graph.name!r}: {kind} of {graph.file} are {[h[0] for h in have]}, "
+                              f"the manifest says {[w.name for w in want]}")
+        shapes = dict(have)
+        for w in want:
+            got = tuple(shapes[w.name])
+            ok = len(got) == len(w.shape) and all(isinstance(a, str) or not isinstance(b, int) or a == b
+                                                  for a, b in zip(w.shape, got))
+            if not ok:
+                raise BundleError(f"graph {graph.name!r} {kind[:-1]} {w.name!r}: {graph.file} has shape "
+                                  f"{list(got)}, the manifest says {list(w.shape)}")
+
+
 def check_feed(graph: GraphSpec, feed: Mapping[str, Any]) -> None:
     """Names and static dims of numpy inputs against the manifest, before the engine sees them."""
     want = {i.name: i for i in graph.inputs}

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..bundle import Bundle, GraphSpec
 from ..errors import BackendUnavailableError
-from .base import Backend, check_feed
+from .base import Backend, check_feed, check_io
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
            "all": "ORT_ENABLE_ALL"}
@@ -44,6 +44,8 @@ class OnnxRuntimeSession:
         except Exception as e:
             raise BackendUnavailableError(f"onnxruntime could not load {graph.file} with providers {providers}: "
                                           f"{e}") from e
+        check_io(graph, [(i.name, tuple(i.shape)) for i in self.session.get_inputs()],
+                 [(o.name, tuple(o.shape)) for o in self.session.get_outputs()])
         self.providers = self.session.get_providers()
         self._device = "cuda" if self.providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider") else "cpu"
         self._outputs = [o.name for o in graph.outputs]

@@ -15,11 +15,11 @@ class ACTEdgePolicy(EdgePolicy):
     a chunk every n_action_steps, queued."""
 
     def configure(self, overrides: dict[str, Any]) -> None:
-        rt = self.manifest["runtime"]
-        self.chunk_size = int(rt["chunk_size"])
-        self.n_action_steps = int(overrides.pop("n_action_steps", None) or rt["n_action_steps"])
+        self.chunk_size = self.setting("chunk_size", int)
+        self.n_action_steps = int(overrides.pop("n_action_steps", None) or self.setting("n_action_steps", int))
         coeff = overrides.pop("temporal_ensemble_coeff", None)
-        self.temporal_ensemble_coeff = rt.get("temporal_ensemble_coeff") if coeff is None else coeff
+        self.temporal_ensemble_coeff = (self.setting("temporal_ensemble_coeff", (int, float), None, nullable=True)
+                                        if coeff is None else coeff)
         inapplicable = sorted(k for k, v in overrides.items() if v is not None)
         if inapplicable:
             raise ValueError(f"{inapplicable} do not apply to ACT bundles")

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backends import Session
 from ..bundle import Bundle
-from ..errors import NonFiniteActionError
+from ..errors import BundleError, NonFiniteActionError
 from .observations import prepare_observation
 from .processors import Normalizer
 
@@ -57,6 +57,20 @@ class EdgePolicy(ABC):
     @abstractmethod
     def predict_action_chunk(self, obs: Mapping[str, Any], noise: np.ndarray | None = None, **kw) -> np.ndarray:
         """A full chunk (B, T, A), or (T, A) for an unbatched observation."""
+
+    def setting(self, key: str, kind: type | tuple = int, default: Any = ..., nullable: bool = False) -> Any:
+        """A value of the manifest's runtime section, type-checked (a malformed bundle is a BundleError)."""
+        rt = self.manifest["runtime"]
+        if key not in rt:
+            if default is ...:
+                raise BundleError(f"malformed manifest: runtime.{key}: missing")
+            return default
+        value = rt[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if (value is None and nullable) or (isinstance(value, kinds) and not isinstance(value, bool)):
+            return value
+        raise BundleError(f"malformed manifest: runtime.{key}: expected {' or '.join(k.__name__ for k in kinds)}"
+                          f"{' or null' if nullable else ''}, got {value!r:.40}")
 
     # -- shared stages -----------------------------------------------------------------------------
     @property

@@ -10,10 +10,10 @@ import logging
 import os
 import sys
 
-from . import bench, export, info, validate
+from . import bench, doctor, export, info, validate
 from .progress import Steps
 
-COMMANDS = [export, info, validate, bench]
+COMMANDS = [export, info, validate, bench, doctor]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,10 +10,10 @@ import logging
 import os
 import sys
 
-from . import bench, doctor, export, info, validate
+from . import bench, doctor, export, info, push, validate
 from .progress import Steps
 
-COMMANDS = [export, info, validate, bench, doctor]
+COMMANDS = [export, info, validate, bench, doctor, push]
 
 
 def build_parser() -> argparse.ArgumentParser:

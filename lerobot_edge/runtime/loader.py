@@ -31,14 +31,16 @@ def _local_or_hub(bundle: str | Path, revision: str | None, backend: str | None)
     if not re.fullmatch(r"[\w.\-]+/[\w.\-]+", str(bundle)):
         raise BundleError(f"{bundle}: no such bundle directory, and not a Hub repo id 'user/name'")
     from ..checkpoint import hub_download
+    from ..paths import hub_bundle_dir
 
+    local = hub_bundle_dir(str(bundle), revision)
     # manifest first, to learn the file sets; then only what the chosen backend needs
-    head = hub_download(str(bundle), revision, [MANIFEST, CHECKSUMS])
-    manifest = Bundle.open(head, verify=False).manifest
+    hub_download(str(bundle), revision, [MANIFEST, CHECKSUMS], local_dir=local)
+    manifest = Bundle.open(local, verify=False).manifest
     name = backend or TARGET_BACKEND.get(manifest["target"], "onnxruntime")
     sets = ["common", *BACKEND_FILE_SETS.get(name, ())]
     files = [f for s in sets for f in manifest["files"].get(s, [])]
-    return hub_download(str(bundle), revision, [MANIFEST, CHECKSUMS, "README.md", *files])
+    return hub_download(str(bundle), revision, [MANIFEST, CHECKSUMS, "README.md", *files], local_dir=local)
 
 
 def load_policy(bundle: str | Path, backend: str | None = None, *, revision: str | None = None,

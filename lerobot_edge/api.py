@@ -42,7 +42,7 @@ def export(source: str | Path, output: str | Path, target: str = "onnx", *, poli
     if opset < 18:
         raise ValueError(f"--opset {opset}: lerobot-edge needs opset >= 18 (the dynamo exporter writes files "
                          "ONNX Runtime rejects at 17)")
-    unsupported = {k: v for k, v in dict(tokenizer=tokenizer, vlm=vlm, base=base, rename_map=rename_map,
+    unsupported = {k: v for k, v in dict(tokenizer=tokenizer, vlm=vlm, base=base,
                                          calibration=calibration).items() if v}
     unsupported.update({k: v for k, v in dict(rtc_exact=rtc_exact, fuse_loop=fuse_loop).items() if v})
     if unsupported:
@@ -73,6 +73,7 @@ def export(source: str | Path, output: str | Path, target: str = "onnx", *, poli
             specs.append(spec)
         writer.write_stats(plan.stats)
         manifest = _manifest(ckpt, plan, specs, target, precision, opset)
+        manifest["rename_map"] = _rename_map(ckpt, plan, rename_map)
         if validate:
             say(f"validating {len(specs)} graph(s) with {tgt.backend} against PyTorch ({VALIDATION_TRIALS} seeded trials)")
             staged = Bundle(writer.stage, {**manifest, "files": writer.files})
@@ -165,6 +166,18 @@ def validate_bundle(bundle: str | Path, against: str | Path, *, backend: str | N
     if not report["passed"]:
         raise ValidationError("validation failed:\n" + "\n".join(report["lines"]), report=report)
     return report
+
+
+def _rename_map(ckpt, plan, extra: dict | None) -> dict[str, str]:
+    """The checkpoint's own rename step plus the user's (robot key -> policy feature key); the runtime applies
+    it before checking observations. Targets must be features of the policy."""
+    merged = {**ckpt.rename_map, **(extra or {})}
+    wanted = set(plan.observations)
+    bad = {k: v for k, v in merged.items() if v not in wanted}
+    if extra and bad:
+        raise ValueError(f"rename_map targets {sorted(bad.values())} are not observation features of this policy "
+                         f"(features: {sorted(wanted)})")
+    return {k: v for k, v in merged.items() if k != v and v in wanted}
 
 
 def _manifest(ckpt, plan, specs: list[GraphSpec], target: str, precision: str, opset: int) -> dict:

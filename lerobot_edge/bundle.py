@@ -40,7 +40,7 @@ MANIFEST_FIELDS = {
     "format": True, "schema_version": True, "lerobot_edge_version": True, "policy": True, "source": True,
     "target": True, "precision": True, "opset": True, "files": True, "graphs": True, "observations": True,
     "action": True, "normalization": True, "runtime": True, "validation": True, "cameras": False,
-    "noise_shape": False, "created": False, "flops": False, "backend_hints": False,
+    "noise_shape": False, "created": False, "flops": False, "backend_hints": False, "rename_map": False,
 }
 GRAPH_FIELDS = {"name", "file", "inputs", "outputs", "tolerance", "artifacts", "flops"}
 IO_FIELDS = {"name", "shape", "dtype"}

@@ -51,6 +51,7 @@ class Checkpoint:
     stats: dict[str, dict[str, np.ndarray]]          # feature key -> stat name -> float32 array
     legacy_stats: bool = False
     source: dict = field(default_factory=dict)      # repo_id / revision / path, license
+    rename_map: dict[str, str] = field(default_factory=dict)  # robot key -> policy key (preprocessor step)
 
     @property
     def weights_path(self) -> Path:
@@ -186,6 +187,7 @@ def load_checkpoint(source: str | Path, *, policy_type: str | None = None,
     src["license"] = config.get("license")
     ckpt = Checkpoint(path, config, str(ptype), ins, outs, modes, {}, source=src)
     _load_stats(ckpt)
+    ckpt.rename_map = _rename_map(path)
     return ckpt
 
 
@@ -229,6 +231,15 @@ def _split_stats(flat: dict[str, np.ndarray], keys) -> dict[str, dict[str, np.nd
         if key in keys:
             out.setdefault(key, {})[stat] = np.asarray(arr, dtype=np.float32)
     return out
+
+
+def _rename_map(path: Path) -> dict[str, str]:
+    """The rename_observations_processor's map of the saved preprocessor (empty if none)."""
+    step = _processor_step(path / "policy_preprocessor.json", ("rename_observations_processor",))
+    rename = ((step or {}).get("config") or {}).get("rename_map") or {}
+    if not isinstance(rename, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in rename.items()):
+        raise CheckpointError(f"{path}/policy_preprocessor.json: rename_map must map strings to strings")
+    return dict(rename)
 
 
 def _stats_from_processors(ckpt: Checkpoint) -> bool:

@@ -38,7 +38,7 @@ MANIFEST = {
     "source": dict, "target": str, "precision": str, "opset": int, "files": {str: [str]}, "graphs": [GRAPH],
     "observations": {str: {"kind": str, "shape": [pos_int], "graph_input": str}},
     "action": {"key": str, "shape": [pos_int]}, "normalization": {str: str}, "runtime": {"kind": str},
-    "validation": dict, "?cameras": [str], "?noise_shape": nullable([dim]),
+    "validation": dict, "?cameras": [str], "?rename_map": {str: str}, "?noise_shape": nullable([dim]),
 }
 
 

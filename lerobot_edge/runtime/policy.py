@@ -34,6 +34,7 @@ class EdgePolicy(ABC):
         self.sessions = sessions
         self.observation_spec: dict[str, dict] = self.manifest["observations"]
         self.action_key: str = self.manifest["action"]["key"]
+        self.rename_map: dict[str, str] = dict(self.manifest.get("rename_map") or {})
         images = tuple(k for k, s in self.observation_spec.items() if s["kind"] == "image")
         self.normalizer = Normalizer(self.manifest["normalization"], bundle.stats(),
                                      legacy=bool(self.manifest["policy"].get("legacy_stats")), image_keys=images)
@@ -96,6 +97,8 @@ class EdgePolicy(ABC):
     def preprocess(self, obs: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], bool]:
         """-> graph feed keyed by graph input name (normalized float32, batched), and whether obs was batched."""
         with self._stage("preprocess"):
+            if self.rename_map and isinstance(obs, Mapping):  # robot key -> policy key, as LeRobot's rename step
+                obs = {self.rename_map.get(k, k): v for k, v in obs.items()}
             arrays, batched = prepare_observation(obs, self.observation_spec)
             feed = {self.observation_spec[k]["graph_input"]: self.normalizer.normalize(k, v)
                     for k, v in arrays.items()}

@@ -26,7 +26,7 @@ PARITY_PIP          := $(PARITY_VENV)/bin/python -m pip install $(PARITY_PIP_QUI
                        --no-input --no-warn-conflicts $(if $(PARITY_CONSTRAINTS),-c $(PARITY_CONSTRAINTS))
 PARITY_STAMP        := $(PARITY_VENV)/.parity-env-stamp
 # What the venv was built from: any change rebuilds it.
-PARITY_ENV_ID       := lerobot==$(PARITY_LEROBOT_VERSION) $(PARITY_TORCH) $(PARITY_DEPS) \
+PARITY_ENV_ID       := lerobot==$(PARITY_LEROBOT_VERSION) $(PARITY_TORCH) $(PARITY_DEPS) onnxruntime lerobot-edge-editable \
                        constraints=$(if $(PARITY_CONSTRAINTS),$(firstword $(shell sha256sum $(PARITY_CONSTRAINTS) 2>/dev/null)))
 
 .PHONY: parity-env parity-ref parity-ref-force parity-ref-clean
@@ -41,6 +41,7 @@ parity-env:
 	  $(PARITY_PIP) $(PARITY_TORCH); \
 	  $(PARITY_PIP) --no-deps lerobot==$(PARITY_LEROBOT_VERSION); \
 	  $(PARITY_PIP) $(PARITY_DEPS); \
+	  $(PARITY_PIP) onnxruntime && $(PARITY_PIP) --no-deps -e .; \
 	  $(PARITY_VENV)/bin/python -c "import lerobot; from lerobot.policies.act.modeling_act import ACTPolicy; \
 	    assert lerobot.__version__ == '$(PARITY_LEROBOT_VERSION)', lerobot.__version__"; \
 	  printf '%s\n' "$(strip $(PARITY_ENV_ID))" > $(PARITY_STAMP); \

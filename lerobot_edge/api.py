@@ -42,7 +42,7 @@ def export(source: str | Path, output: str | Path, target: str = "onnx", *, poli
     if opset < 18:
         raise ValueError(f"--opset {opset}: lerobot-edge needs opset >= 18 (the dynamo exporter writes files "
                          "ONNX Runtime rejects at 17)")
-    unsupported = {k: v for k, v in dict(tokenizer=tokenizer, vlm=vlm, base=base,
+    unsupported = {k: v for k, v in dict(tokenizer=tokenizer, vlm=vlm,
                                          calibration=calibration).items() if v}
     unsupported.update({k: v for k, v in dict(rtc_exact=rtc_exact, fuse_loop=fuse_loop).items() if v})
     if unsupported:
@@ -53,7 +53,9 @@ def export(source: str | Path, output: str | Path, target: str = "onnx", *, poli
 
     t0 = time.perf_counter()
     say(f"reading checkpoint {source}")
-    ckpt = load_checkpoint(source, policy_type=policy_type, revision=revision)
+    ckpt = load_checkpoint(source, policy_type=policy_type, revision=revision, base=base)
+    if ckpt.base_path is not None:
+        say(f"merging the LoRA adapter into {ckpt.base_path}")
     say(f"building {ckpt.policy_type} modules and loading weights (strict)")
     plan = build_plan(ckpt)
     writer = BundleWriter(output, overwrite=overwrite)

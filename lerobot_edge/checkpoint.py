@@ -52,10 +52,11 @@ class Checkpoint:
     legacy_stats: bool = False
     source: dict = field(default_factory=dict)      # repo_id / revision / path, license
     rename_map: dict[str, str] = field(default_factory=dict)  # robot key -> policy key (preprocessor step)
+    base_path: Path | None = None   # PEFT checkpoints: the base policy whose weights the adapter modifies
 
     @property
     def weights_path(self) -> Path:
-        return self.path / "model.safetensors"
+        return (self.base_path or self.path) / "model.safetensors"
 
     @property
     def image_keys(self) -> list[str]:
@@ -70,16 +71,28 @@ class Checkpoint:
         return self.input_features.get(key) or self.output_features[key]
 
     def weights_sha256(self) -> str:
-        return sha256_file(self.weights_path)
+        """sha256 of model.safetensors; for a PEFT checkpoint, of the base's and the adapter's digests."""
+        digest = sha256_file(self.weights_path)
+        if self.base_path is None:
+            return digest
+        import hashlib
+
+        adapter = sha256_file(self.path / "adapter_model.safetensors")
+        return hashlib.sha256(f"{digest}+{adapter}".encode()).hexdigest()
 
     def load_weights(self) -> dict[str, np.ndarray]:
         """All tensors of model.safetensors as numpy arrays (keys as LeRobot saved them)."""
         from safetensors.numpy import load_file
 
         try:
-            return load_file(str(self.weights_path))
+            weights = load_file(str(self.weights_path))
         except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
             raise CheckpointError(f"{self.weights_path}: cannot read safetensors weights ({e})") from e
+        if self.base_path is not None:
+            from .peft import merge_lora
+
+            weights = merge_lora(weights, self.path)
+        return weights
 
 
 # ---------------------------------------------------------------------------------------------- locating
@@ -163,9 +176,13 @@ def _legacy_features(config: dict) -> tuple[dict, dict, dict]:
 
 
 def load_checkpoint(source: str | Path, *, policy_type: str | None = None,
-                    revision: str | None = None) -> Checkpoint:
-    """Read config, features and normalization stats of a LeRobot checkpoint (weights stay on disk)."""
+                    revision: str | None = None, base: str | Path | None = None) -> Checkpoint:
+    """Read config, features and normalization stats of a LeRobot checkpoint (weights stay on disk).
+
+    A PEFT/LoRA checkpoint (adapter_model.safetensors, no model.safetensors) is read on top of its base policy:
+    `base`, else the adapter config's base_model_name_or_path; `load_weights` returns the merged weights."""
     path, src = resolve_source(source, revision)
+    base_path = _peft_base(path, base)
     config = _read_json(path / "config.json", "the policy config")
     ptype = config.get("type") or policy_type
     if not ptype:
@@ -173,8 +190,8 @@ def load_checkpoint(source: str | Path, *, policy_type: str | None = None,
                               "pass --policy-type (CLI) or policy_type= (API), e.g. 'act'")
     if policy_type and config.get("type") and policy_type != config["type"]:
         raise CheckpointError(f"policy_type={policy_type!r} disagrees with config.json type {config['type']!r}")
-    if not (path / "model.safetensors").is_file():
-        raise CheckpointError(f"{path}: missing model.safetensors (only safetensors weights are read)")
+    if not ((base_path or path) / "model.safetensors").is_file():
+        raise CheckpointError(f"{base_path or path}: missing model.safetensors (only safetensors weights are read)")
     if "input_features" in config:
         ins = _features(config["input_features"], "input_features")
         outs = _features(config.get("output_features"), "output_features")
@@ -185,10 +202,22 @@ def load_checkpoint(source: str | Path, *, policy_type: str | None = None,
     if "action" not in outs:
         raise CheckpointError(f"{path}/config.json: output_features has no 'action'")
     src["license"] = config.get("license")
-    ckpt = Checkpoint(path, config, str(ptype), ins, outs, modes, {}, source=src)
+    ckpt = Checkpoint(path, config, str(ptype), ins, outs, modes, {}, source=src, base_path=base_path)
     _load_stats(ckpt)
     ckpt.rename_map = _rename_map(path)
     return ckpt
+
+
+def _peft_base(path: Path, base: str | Path | None) -> Path | None:
+    from .peft import is_peft_checkpoint, read_adapter_config
+
+    if not is_peft_checkpoint(path):
+        return None
+    base = base or read_adapter_config(path).get("base_model_name_or_path")
+    if not base:
+        raise CheckpointError(f"{path} is a PEFT adapter without base_model_name_or_path: pass --base (CLI) or "
+                              "base= (API) with the base policy's checkpoint")
+    return resolve_source(base)[0]
 
 
 # ---------------------------------------------------------------------------------------------- stats

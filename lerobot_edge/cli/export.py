@@ -22,6 +22,7 @@ def add_parser(sub) -> None:
     p.add_argument("--accept-accuracy", action="store_true", help="write and accept a bundle below tolerance")
     p.add_argument("--calibration", help="observations (.npz or dataset dir) for int8 calibration")
     p.add_argument("--rename-map", type=json.loads, help='JSON map of observation keys, e.g. \'{"a": "b"}\'')
+    p.add_argument("--base", help="base policy of a PEFT/LoRA checkpoint (default: adapter_config.json's)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=run)
@@ -33,6 +34,7 @@ def run(args, steps) -> int:
     path = export(args.source, args.output, args.target, policy_type=args.policy_type, revision=args.revision,
                   precision=args.precision, opset=args.opset, validate=not args.no_validate,
                   accept_accuracy=args.accept_accuracy, calibration=args.calibration, rename_map=args.rename_map,
+                  base=args.base,
                   overwrite=args.overwrite, progress=steps)
     steps.done()
     print(path)

@@ -14,6 +14,8 @@ class ACTEdgePolicy(EdgePolicy):
     """LeRobot's ACTPolicy behaviour: with temporal_ensemble_coeff a chunk every step, ensembled; otherwise
     a chunk every n_action_steps, queued."""
 
+    required_graphs = ("act",)
+
     def configure(self, overrides: dict[str, Any]) -> None:
         self.chunk_size = self.setting("chunk_size", int)
         self.n_action_steps = int(overrides.pop("n_action_steps", None) or self.setting("n_action_steps", int))

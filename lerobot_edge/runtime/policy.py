@@ -27,7 +27,13 @@ class EdgePolicy(ABC):
     "postprocess", "total".
     """
 
+    required_graphs: tuple[str, ...] = ()   # graph names this runtime kind calls
+
     def __init__(self, bundle: Bundle, backend: str, sessions: dict[str, Session], overrides: Mapping[str, Any]):
+        missing = [g for g in self.required_graphs if g not in sessions]
+        if missing:
+            raise BundleError(f"bundle has no graph(s) {missing}, which a {type(self).__name__} runs "
+                              f"(graphs present: {sorted(sessions)})")
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.backend = backend

@@ -14,15 +14,14 @@ import pytest
 
 from lerobot_edge import export, load_policy
 from lerobot_edge.backends import available_backends
+from lerobot_edge.runtime.observations import random_observation
 
 BACKENDS = [b for b in ("onnxruntime", "openvino") if b in available_backends()]
 TARGET = {"onnxruntime": "onnx", "openvino": "openvino"}
 
 
 def _obs(policy, seed=0):
-    rng = np.random.default_rng(seed)
-    return {k: (rng.integers(0, 256, (s["shape"][1], s["shape"][2], 3), dtype=np.uint8) if s["kind"] == "image"
-                else rng.standard_normal(s["shape"]).astype(np.float32)) for k, s in policy.observation_spec.items()}
+    return random_observation(policy.observation_spec, np.random.default_rng(seed))
 
 
 @pytest.fixture(scope="session")

@@ -41,13 +41,13 @@ def main() -> None:
     cli("info", str(bundle))
 
     from lerobot_edge import load_policy  # numpy + onnxruntime from here on
+    from lerobot_edge.runtime.observations import random_observation
 
     policy = load_policy(bundle, backend="onnxruntime")
     spec = policy.observation_spec
     rng = np.random.default_rng(0)
     def obs():
-        return {k: (rng.integers(0, 256, (s["shape"][1], s["shape"][2], 3), dtype=np.uint8) if s["kind"] == "image"
-                    else rng.normal(size=s["shape"]).astype(np.float32)) for k, s in spec.items()}
+        return random_observation(spec, rng)
     policy.reset()
     steps, engine = [], []
     for i in range(10):

@@ -105,11 +105,10 @@ def _load(v: Variant, ckpt: str | None, cfg: BenchConfig, obs: dict, noise) -> N
 
 
 def _observations(spec: dict, n: int, seed: int) -> list[dict]:
+    from ..runtime.observations import random_observation
+
     rng = np.random.default_rng(seed)
-    def one():
-        return {k: (rng.integers(0, 256, (s["shape"][1], s["shape"][2], 3), dtype=np.uint8) if s["kind"] == "image"
-                    else rng.standard_normal(s["shape"]).astype(np.float32)) for k, s in spec.items()}
-    return [one() for _ in range(n)]
+    return [random_observation(spec, rng) for _ in range(n)]
 
 
 def _noise(manifest: dict, seed: int):

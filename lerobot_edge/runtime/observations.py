@@ -79,3 +79,11 @@ def prepare_observation(obs: Mapping[str, Any], spec: Mapping[str, dict]) -> tup
     if len(set(sizes.values())) > 1:
         raise ObservationError(f"observations disagree on the batch size: {sizes}")
     return out, any(batched_keys.values())
+
+
+def random_observation(spec: Mapping[str, dict], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """An unbatched observation the bundle accepts: uint8 HWC camera frames, N(0, 1) vectors (smoke tests,
+    benchmarks; timing does not depend on the values)."""
+    return {k: (rng.integers(0, 256, (s["shape"][1], s["shape"][2], s["shape"][0]), dtype=np.uint8)
+                if s["kind"] == "image" else rng.standard_normal(s["shape"]).astype(np.float32))
+            for k, s in spec.items()}

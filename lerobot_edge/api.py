@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import logging
 import time
@@ -48,8 +49,7 @@ def export(source: str | Path, output: str | Path, target: str = "onnx", *, poli
     if unsupported:
         raise ValueError(f"export options {sorted(unsupported)} are not supported for this checkpoint/target yet")
 
-    from .exporters.onnx import export_onnx   # torch from here on
-    from .policies import build_plan
+    from .policies import build_plan  # torch from here on
 
     t0 = time.perf_counter()
     say(f"reading checkpoint {source}")
@@ -60,28 +60,24 @@ def export(source: str | Path, output: str | Path, target: str = "onnx", *, poli
     plan = build_plan(ckpt)
     writer = BundleWriter(output, overwrite=overwrite)
     try:
-        specs, examples = [], {}
-        for g in plan.graphs:
-            say(f"tracing graph '{g.name}' to ONNX (opset {opset})")
-            examples[g.name] = g.sample_inputs(np.random.default_rng(0), 2)  # batch 2 keeps the axis dynamic
-            files = export_onnx(g.module, examples[g.name], g.inputs, g.outputs,
-                                writer.abspath(f"{g.name}.onnx"), opset)
-            for f in files:
-                writer.add(f, "onnx")
-            spec = GraphSpec(g.name, files[0], tuple(g.inputs), tuple(g.outputs), g.tolerance, {}, _flops(g))
-            if tgt.convert:
-                say(f"converting graph '{g.name}' for {target} ({precision})")
-                spec = tgt.convert(spec, writer, precision, {"calibration": calibration})
-            specs.append(spec)
+        specs = _export_graphs(plan, writer, tgt, precision, opset, calibration, say)
         writer.write_stats(plan.stats)
         manifest = _manifest(ckpt, plan, specs, target, precision, opset)
         manifest["rename_map"] = _rename_map(ckpt, plan, rename_map)
         if validate:
-            say(f"validating {len(specs)} graph(s) with {tgt.backend} against PyTorch ({VALIDATION_TRIALS} seeded trials)")
+            backend = tgt.validate_with or tgt.backend
+            say(f"validating {len(specs)} graph(s) with {backend} against PyTorch ({VALIDATION_TRIALS} seeded trials)")
             staged = Bundle(writer.stage, {**manifest, "files": writer.files})
-            options = tgt.backend_options(precision) if tgt.backend_options else {}
-            manifest["validation"] = _validate(plan, specs, staged, tgt.backend, options, precision,
-                                               accept_accuracy, writer)
+            if tgt.validate_with:  # e.g. TensorRT: here the fp32 ONNX is checked; the engine on the device
+                checked = [dataclasses.replace(sp, tolerance=g.tolerance) for sp, g in zip(specs, plan.graphs)]
+                manifest["validation"] = _validate(plan, checked, staged, backend, {}, "fp32", accept_accuracy,
+                                                   writer)
+            else:
+                manifest["validation"] = _validate(plan, specs, staged, backend, {}, precision, accept_accuracy,
+                                                   writer)
+            if tgt.validate_with:
+                manifest["validation"]["engine"] = f"not built here: run `lerobot-edge selftest BUNDLE --backend " \
+                                                   f"{tgt.backend}` on the device"
         path = writer.finish(manifest)
     except BaseException:
         writer.abort()
@@ -91,6 +87,27 @@ def export(source: str | Path, output: str | Path, target: str = "onnx", *, poli
     if val.get("passed") is False and not accept_accuracy:
         raise ValidationError("validation failed:\n" + "\n".join(val.get("lines", [])), report=val)
     return path
+
+
+def _export_graphs(plan, writer: BundleWriter, tgt, precision: str, opset: int, calibration, say) -> list[GraphSpec]:
+    """Each graph of the plan to ONNX, then to the target's artefacts; tolerances set for the precision."""
+    from .exporters.onnx import export_onnx
+    from .exporters.targets import tolerance_for
+
+    specs = []
+    for g in plan.graphs:
+        say(f"tracing graph '{g.name}' to ONNX (opset {opset})")
+        example = g.sample_inputs(np.random.default_rng(0), 2)  # batch 2 keeps the axis dynamic
+        files = export_onnx(g.module, example, g.inputs, g.outputs, writer.abspath(f"{g.name}.onnx"), opset)
+        for f in files:
+            writer.add(f, "onnx")
+        spec = GraphSpec(g.name, files[0], tuple(g.inputs), tuple(g.outputs), tolerance_for(precision, g.tolerance),
+                         {}, _flops(g))
+        if tgt.convert:
+            say(f"converting graph '{g.name}' for {tgt.name} ({precision})")
+            spec = tgt.convert(spec, writer, precision, {"calibration": calibration, "sample_inputs": g.sample_inputs})
+        specs.append(spec)
+    return specs
 
 
 def _flops(g) -> int | None:

@@ -25,12 +25,12 @@ pytestmark = [pytest.mark.parity, pytest.mark.skipif(
 def exported(tmp_path_factory):
     cache = {}
 
-    def get(case: str):
-        if case not in cache:
+    def get(case: str, target: str):
+        if (case, target) not in cache:
             ckpt = REF / case / "checkpoint"
-            bundle = export(ckpt, tmp_path_factory.mktemp(case) / "bundle", policy_type="act")
-            cache[case] = (load_checkpoint(ckpt, policy_type="act"), bundle)
-        return cache[case]
+            bundle = export(ckpt, tmp_path_factory.mktemp(case) / target, target, policy_type="act")
+            cache[case, target] = (load_checkpoint(ckpt, policy_type="act"), bundle)
+        return cache[case, target]
     return get
 
 
@@ -44,9 +44,12 @@ def _normalized_error(ckpt, got, want) -> float:
     return float(np.abs((got - want) / scale).max())
 
 
+@pytest.mark.parametrize("target", ["onnx", "openvino"])
 @pytest.mark.parametrize("case", CASES)
-def test_chunk_and_select_action_equal_lerobot(case, exported):
-    ckpt, bundle = exported(case)
+def test_chunk_and_select_action_equal_lerobot(case, target, exported):
+    if target == "openvino":
+        pytest.importorskip("openvino", reason="pip install 'lerobot-edge[openvino]'")
+    ckpt, bundle = exported(case, target)
     ref = np.load(REF / case / "reference.npz")
     meta = json.loads((REF / case / "meta.json").read_text()) if (REF / case / "meta.json").is_file() else {}
     policy = load_policy(bundle)
@@ -55,7 +58,7 @@ def test_chunk_and_select_action_equal_lerobot(case, exported):
     policy.reset()
     actions = np.stack([policy.select_action(_observations(ref, i)) for i in range(int(ref["n_steps"]))])
     err_steps = _normalized_error(ckpt, actions, ref["actions"])
-    print(f"{case} (lerobot {meta.get('lerobot_version', '?')}): chunk {err_chunk:.2e}, select_action {err_steps:.2e}")
+    print(f"{case}/{target} (lerobot {meta.get('lerobot_version', '?')}): chunk {err_chunk:.2e}, select_action {err_steps:.2e}")
     assert chunk.shape == ref["chunk"].shape and actions.shape == ref["actions"].shape
     assert err_chunk <= 1e-4
     assert err_steps <= 1e-4

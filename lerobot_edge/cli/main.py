@@ -10,10 +10,10 @@ import logging
 import os
 import sys
 
-from . import bench, doctor, export, info, push, validate
+from . import bench, doctor, export, info, push, selftest, validate
 from .progress import Steps
 
-COMMANDS = [export, info, validate, bench, doctor, push]
+COMMANDS = [export, info, validate, selftest, bench, doctor, push]
 
 
 def build_parser() -> argparse.ArgumentParser:

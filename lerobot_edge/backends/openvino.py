@@ -1,0 +1,85 @@
+"""OpenVINO backend: CPU / GPU / NPU / AUTO, LATENCY hint, inference precision from the bundle.
+
+Options: `threads`, `device` ('CPU' default, 'GPU', 'NPU', 'AUTO'), `precision` (override of the bundle's
+inference precision, 'f32' | 'bf16' | 'f16'; warns), `cache_dir` (OpenVINO's compiled-model cache).
+Without an explicit precision hint OpenVINO runs bf16 on CPUs that have it, so fp32 bundles set f32.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..bundle import Bundle, GraphSpec
+from ..errors import BackendUnavailableError, BundleError
+from .base import Backend, check_feed, check_io
+
+# bundle precision -> INFERENCE_PRECISION_HINT (int8 models carry their own quantized ops; float parts f32)
+PRECISION_HINT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
+
+
+class OpenVINOSession:
+    """One compiled model and one reused InferRequest; outputs in `keep` come back as ov.Tensor handles."""
+
+    def __init__(self, ov, graph: GraphSpec, path: str, options: Mapping[str, Any], precision: str):
+        self.graph = graph
+        self._ov = ov
+        device = str(options.get("device", "CPU")).upper()
+        hint = PRECISION_HINT.get(precision, "f32")
+        if "precision" in options:
+            warnings.warn(f"OpenVINO inference precision overridden to {options['precision']} (bundle: {precision})",
+                          stacklevel=3)
+            hint = str(options["precision"])
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        if device in ("CPU", "GPU"):
+            config["INFERENCE_PRECISION_HINT"] = hint
+        if options.get("threads") and device == "CPU":
+            config["INFERENCE_NUM_THREADS"] = int(options["threads"])
+        core = ov.Core()
+        if options.get("cache_dir"):
+            core.set_property({"CACHE_DIR": str(options["cache_dir"])})
+        if device not in core.available_devices and device != "AUTO":
+            raise BackendUnavailableError(f"OpenVINO device {device!r} is not available here "
+                                          f"(available: {core.available_devices})")
+        try:
+            model = core.read_model(path)
+        except Exception as e:
+            raise BundleError(f"{graph.file}: OpenVINO cannot read the model ({e})") from e
+        check_io(graph, [(p.get_any_name(), _dims(p)) for p in model.inputs],
+                 [(p.get_any_name(), _dims(p)) for p in model.outputs])
+        self.compiled = core.compile_model(model, device, config)
+        self.request = self.compiled.create_infer_request()
+        self.device, self.precision_hint = device, hint
+        self._outputs = [o.name for o in graph.outputs]
+
+    def run(self, inputs: Mapping[str, Any], *, keep: tuple[str, ...] = ()) -> dict[str, Any]:
+        check_feed(self.graph, inputs)
+        feed = {k: (self._ov.Tensor(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v)
+                for k, v in inputs.items()}
+        self.request.infer(feed)
+        out = {}
+        for name in self._outputs:
+            t = self.request.get_tensor(name)
+            # the request reuses its output buffers: copy what leaves, hand out a detached tensor when kept
+            out[name] = self._ov.Tensor(t.data.copy()) if name in keep else t.data.copy()
+        return out
+
+
+def _dims(port) -> tuple:
+    return tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
+
+
+class OpenVINOBackend(Backend):
+    name = "openvino"
+    module = "openvino"
+    install_hint = "pip install 'lerobot-edge[openvino]'"
+    options = {"precision": "override the bundle's inference precision: f32 | bf16 | f16 (warns)",
+               "cache_dir": "OpenVINO compiled-model cache directory"}
+
+    def load(self, graph: GraphSpec, bundle: Bundle, options: Mapping[str, Any]) -> OpenVINOSession:
+        ov = self.import_library()
+        rel = graph.artifacts.get("openvino") if bundle.has_files("openvino") else None
+        path = str(bundle.file(rel or graph.file))
+        return OpenVINOSession(ov, graph, path, options, bundle.manifest.get("precision", "fp32"))

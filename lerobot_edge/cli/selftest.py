@@ -1,0 +1,28 @@
+"""lerobot-edge selftest BUNDLE [--backend B] [--iterations N] [--json F]"""
+
+from __future__ import annotations
+
+import json
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("selftest", help="check a bundle on this device against its stored reference outputs")
+    p.add_argument("bundle")
+    p.add_argument("--backend", help="onnxruntime | openvino | tensorrt (default: the bundle's target's)")
+    p.add_argument("--device", help="backend device, e.g. cuda:0, GPU, NPU")
+    p.add_argument("--iterations", type=int, default=20)
+    p.add_argument("--json", help="write the report")
+    p.set_defaults(func=run)
+
+
+def run(args, steps) -> int:
+    from ..selftest import selftest
+
+    report = selftest(args.bundle, args.backend, backend_options={"device": args.device} if args.device else None,
+                      iterations=args.iterations)
+    print("\n".join(report["lines"]))
+    print(f"selftest passed with {report['backend']} ({report['precision']})")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    return 0

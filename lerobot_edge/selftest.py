@@ -1,0 +1,51 @@
+"""`lerobot-edge selftest BUNDLE --backend B`: on the user's device (a Jetson, say), build the engine if needed,
+run the validation inputs stored in the bundle and compare with the fp32 PyTorch outputs stored at export,
+with the tolerance of the bundle's precision; report errors and latencies. numpy + the backend only."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+from .backends import TARGET_BACKEND, get_backend
+from .bundle import Bundle
+from .errors import BundleError, ValidationError
+from .exporters.validate import compare
+
+
+def selftest(bundle: str, backend: str | None = None, *, backend_options: Mapping[str, Any] | None = None,
+             iterations: int = 20) -> dict:
+    """Run every graph on its stored inputs; raise ValidationError (report attached) when one fails."""
+    head = Bundle.open(bundle, verify=False)
+    name = backend or TARGET_BACKEND.get(head.manifest["target"], "onnxruntime")
+    cls = get_backend(name)
+    options = cls.check_options(backend_options or {})
+    b = Bundle.open(bundle, name)
+    runner, graphs, lines = cls(), {}, []
+    for spec in b.graphs.values():
+        data = b.validation_data(spec.name)
+        if data is None:
+            raise BundleError(f"{bundle}: no validation/{spec.name}.npz to self-test with")
+        inputs = {k[len("input."):]: v for k, v in data.items() if k.startswith("input.")}
+        expected = {k[len("output."):]: v for k, v in data.items() if k.startswith("output.")}
+        t0 = time.perf_counter()
+        session = runner.load(spec, b, options)
+        load_s = time.perf_counter() - t0
+        actual = session.run(inputs)
+        times = []
+        for _ in range(iterations):
+            t0 = time.perf_counter()
+            session.run(inputs)
+            times.append(time.perf_counter() - t0)
+        rep = compare(spec.name, name, [expected], [actual], spec.tolerance)
+        graphs[spec.name] = {**rep.to_json(), "load_s": round(load_s, 3),
+                             "p50_ms": round(float(np.median(times)) * 1e3, 3),
+                             "p99_ms": round(float(np.percentile(times, 99)) * 1e3, 3)}
+        lines += [f"{line}  [{graphs[spec.name]['p50_ms']:.2f} ms p50, load {load_s:.1f}s]" for line in rep.lines()]
+    report = {"bundle": str(bundle), "backend": name, "precision": b.manifest["precision"],
+              "passed": all(g["passed"] for g in graphs.values()), "graphs": graphs, "lines": lines}
+    if not report["passed"]:
+        raise ValidationError("selftest failed:\n" + "\n".join(lines), report=report)
+    return report

@@ -1,0 +1,131 @@
+"""Targets and precisions: OpenVINO IR (fp32 parity, bf16/fp16/int8 accuracy gates), TensorRT build plans
+(content, cache keys, fp32 islands; the engine itself needs a GPU), selftest on stored reference outputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lerobot_edge import export, load_policy
+from lerobot_edge.backends.tensorrt_plan import FP32_ISLAND_PATTERNS, engine_cache_key, keep_fp32, plan_hash
+from lerobot_edge.errors import BackendUnavailableError
+from lerobot_edge.selftest import selftest
+
+pytest.importorskip("openvino", reason="the OpenVINO target needs openvino (pip install 'lerobot-edge[openvino]')")
+
+OBS = {"observation.state": np.linspace(-1, 1, 6, dtype=np.float32),
+       "observation.images.top": np.arange(48 * 64 * 3, dtype=np.uint8).reshape(48, 64, 3)}
+
+
+@pytest.fixture(scope="module")
+def ov_bundles(act_tiny_checkpoint, tmp_path_factory):
+    root = tmp_path_factory.mktemp("ov")
+    return {p: export(act_tiny_checkpoint, root / p, "openvino", policy_type="act", precision=p)
+            for p in ("fp32", "bf16")}
+
+
+def test_openvino_fp32_equals_onnxruntime(ov_bundles, act_tiny_bundle):
+    ov = load_policy(ov_bundles["fp32"])
+    assert ov.backend == "openvino" and ov.sessions["act"].precision_hint == "f32"
+    m = json.loads((ov_bundles["fp32"] / "manifest.json").read_text())
+    assert m["files"]["openvino"] == ["openvino/act.xml", "openvino/act.bin"]
+    assert m["graphs"][0]["artifacts"]["openvino"] == "openvino/act.xml"
+    want = load_policy(act_tiny_bundle).predict_action_chunk(OBS)
+    assert np.abs(ov.predict_action_chunk(OBS) - want).max() < 1e-4
+    # every bundle keeps its ONNX: the OpenVINO bundle runs on onnxruntime too
+    np.testing.assert_allclose(load_policy(ov_bundles["fp32"], "onnxruntime").predict_action_chunk(OBS), want,
+                               atol=1e-5)
+
+
+def test_bf16_is_gated_by_cosine_and_recorded(ov_bundles):
+    m = json.loads((ov_bundles["bf16"] / "manifest.json").read_text())
+    out = m["validation"]["graphs"]["act"]["outputs"]["action"]
+    assert m["precision"] == "bf16" and out["min_cosine"] == 0.999 and out["cosine"] >= 0.999
+    assert 0 < out["max_abs"] < 1  # measured and recorded, not zero: it really ran in bf16
+    assert load_policy(ov_bundles["bf16"]).sessions["act"].precision_hint == "bf16"
+
+
+def test_int8_openvino(act_tiny_checkpoint, tmp_path):
+    pytest.importorskip("nncf", reason="int8 needs NNCF (pip install nncf)")
+    b = export(act_tiny_checkpoint, tmp_path / "int8", "openvino", policy_type="act", precision="int8")
+    report = selftest(b)
+    assert report["passed"] and report["precision"] == "int8"
+
+
+def test_unsupported_precision_is_an_error_at_export(act_tiny_checkpoint, tmp_path):
+    with pytest.raises(ValueError, match="not supported by --target onnx"):
+        export(act_tiny_checkpoint, tmp_path / "x", "onnx", policy_type="act", precision="fp16")
+
+
+def test_openvino_precision_override_warns(ov_bundles):
+    with pytest.warns(UserWarning, match="overridden"):
+        p = load_policy(ov_bundles["fp32"], backend_options={"precision": "bf16"})
+    assert p.sessions["act"].precision_hint == "bf16"
+    with pytest.raises(ValueError, match="unknown to backend"):
+        load_policy(ov_bundles["fp32"], backend_options={"precison": "bf16"})
+
+
+@pytest.fixture(scope="module")
+def trt_bundle(act_tiny_checkpoint, tmp_path_factory):
+    return export(act_tiny_checkpoint, tmp_path_factory.mktemp("trt") / "b", "trt", policy_type="act",
+                  precision="fp16")
+
+
+def test_trt_bundle_carries_onnx_plan_and_validation(trt_bundle):
+    m = json.loads((trt_bundle / "manifest.json").read_text())
+    plan = json.loads((trt_bundle / "trt" / "act.plan.json").read_text())
+    assert m["files"]["trt"] == ["trt/act.plan.json"] and "act.onnx" in m["files"]["onnx"]
+    assert m["validation"]["passed"] is True and "selftest" in m["validation"]["engine"]
+    assert m["validation"]["graphs"]["act"]["outputs"]["action"]["atol"] == 1e-4  # the ONNX at fp32
+    assert plan["precision"] == "fp16" and "FP16" in plan["builder_flags"]
+    assert "OBEY_PRECISION_CONSTRAINTS" in plan["builder_flags"] and plan["fp32_layers"]
+    prof = plan["profiles"][0]["observation.images.top"]
+    assert prof["min"] == [1, 3, 48, 64] and prof["max"][0] == 8 and prof["max"][1:] == [3, 48, 64]
+    assert (trt_bundle / "validation" / "act.npz").is_file()
+
+
+def test_engine_cache_key_changes_with_everything_it_depends_on(trt_bundle):
+    plan = json.loads((trt_bundle / "trt" / "act.plan.json").read_text())
+    base = ("a" * 64, plan, "10.3.0", "12060", "Orin", "8.7")
+    key = engine_cache_key(*base)
+    for i, other in enumerate(("b" * 64, {**plan, "precision": "fp32"}, "10.7.0", "12080", "Thor", "11.0")):
+        assert engine_cache_key(*base[:i], other, *base[i + 1:]) != key
+    assert engine_cache_key(*base) == key and plan_hash(plan) == plan_hash(dict(plan))
+
+
+def test_fp32_islands():
+    assert keep_fp32("/model/encoder/layers.0/norm1/LayerNormalization", "LayerType.NORMALIZATION",
+                     FP32_ISLAND_PATTERNS)
+    assert keep_fp32("node_softmax_12", "LayerType.SOFTMAX", FP32_ISLAND_PATTERNS)
+    assert keep_fp32("/model/action_head/MatMul", "LayerType.MATRIX_MULTIPLY", FP32_ISLAND_PATTERNS)
+    assert not keep_fp32("/model/encoder/layers.0/linear1/MatMul", "LayerType.MATRIX_MULTIPLY", FP32_ISLAND_PATTERNS)
+
+
+def test_tensorrt_missing_is_a_clear_error(trt_bundle):
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here: covered by the GPU selftest")
+    except ImportError:
+        pass
+    with pytest.raises(BackendUnavailableError, match="JetPack"):
+        load_policy(trt_bundle)
+    r = subprocess.run([sys.executable, "-m", "lerobot_edge", "selftest", str(trt_bundle)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 3 and "Traceback" not in r.stderr
+
+
+def test_selftest_on_the_device_path_with_onnxruntime(trt_bundle):
+    r = subprocess.run([sys.executable, "-m", "lerobot_edge", "selftest", str(trt_bundle), "--backend", "onnxruntime"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("ok   act.action") and "selftest passed" in r.stdout
+
+
+@pytest.mark.gpu
+def test_tensorrt_engine_selftest(trt_bundle):
+    pytest.importorskip("tensorrt", reason="needs TensorRT and an NVIDIA GPU (Jetson / NVIDIA index)")
+    assert selftest(trt_bundle, "tensorrt")["passed"]

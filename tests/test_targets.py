@@ -129,3 +129,13 @@ def test_selftest_on_the_device_path_with_onnxruntime(trt_bundle):
 def test_tensorrt_engine_selftest(trt_bundle):
     pytest.importorskip("tensorrt", reason="needs TensorRT and an NVIDIA GPU (Jetson / NVIDIA index)")
     assert selftest(trt_bundle, "tensorrt")["passed"]
+
+
+def test_ort_tensorrt_provider_caches_engines_per_user(trt_bundle, tmp_path, monkeypatch):
+    from lerobot_edge.backends.onnxruntime import _default_provider_options
+
+    monkeypatch.setenv("LEROBOT_EDGE_CACHE", str(tmp_path))
+    opts = _default_provider_options("TensorrtExecutionProvider", 0, str(trt_bundle / "act.onnx"), "fp16")
+    assert opts["trt_engine_cache_enable"] and opts["trt_fp16_enable"] and not opts["trt_bf16_enable"]
+    assert opts["trt_engine_cache_path"].startswith(str(tmp_path / "ort-trt"))
+    assert not opts["trt_engine_cache_path"].startswith(str(trt_bundle))

@@ -8,6 +8,7 @@ cores from the control loop or another backend).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -23,7 +24,7 @@ _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended"
 class OnnxRuntimeSession:
     """One InferenceSession; outputs in `keep` stay OrtValues (on the device for GPU providers)."""
 
-    def __init__(self, ort, graph: GraphSpec, path: str, options: Mapping[str, Any]):
+    def __init__(self, ort, graph: GraphSpec, path: str, options: Mapping[str, Any], precision: str = "fp32"):
         self.graph = graph
         self._ort = ort
         so = ort.SessionOptions()
@@ -37,7 +38,7 @@ class OnnxRuntimeSession:
         spinning = "1" if options.get("spinning", False) else "0"
         so.add_session_config_entry("session.intra_op.allow_spinning", spinning)
         so.add_session_config_entry("session.inter_op.allow_spinning", spinning)
-        providers, provider_options = _providers(ort, options)
+        providers, provider_options = _providers(ort, options, path, precision)
         try:
             self.session = ort.InferenceSession(path, sess_options=so, providers=providers,
                                                 provider_options=provider_options)
@@ -67,7 +68,7 @@ class OnnxRuntimeSession:
         return {n: (v if n in keep else v.numpy()) for n, v in zip(self._outputs, values)}
 
 
-def _providers(ort, options: Mapping[str, Any]) -> tuple[list[str], list[dict] | None]:
+def _providers(ort, options: Mapping[str, Any], path: str, precision: str) -> tuple[list[str], list[dict] | None]:
     available = ort.get_available_providers()
     if "providers" in options:
         providers = list(options["providers"])
@@ -81,10 +82,25 @@ def _providers(ort, options: Mapping[str, Any]) -> tuple[list[str], list[dict] |
                                       f"{available}); on a Jetson install onnxruntime-gpu from the Jetson AI Lab "
                                       "index instead of onnxruntime")
     popts = options.get("provider_options")
-    if popts is None and str(options.get("device", "")).startswith("cuda:"):
-        idx = int(str(options["device"]).split(":")[1])
-        popts = [{"device_id": idx} if p == "CUDAExecutionProvider" else {} for p in providers]
+    if popts is None:
+        idx = int(str(options["device"]).split(":")[1]) if str(options.get("device", "")).startswith("cuda:") else 0
+        popts = [_default_provider_options(p, idx, path, precision) for p in providers]
     return providers, popts
+
+
+def _default_provider_options(provider: str, device_id: int, path: str, precision: str) -> dict:
+    """TensorRT EP: engines cached per user (never in the bundle), keyed by the ONNX file's digest."""
+    if provider == "CUDAExecutionProvider":
+        return {"device_id": device_id}
+    if provider == "TensorrtExecutionProvider":
+        from ..bundle import sha256_file
+        from ..paths import cache_root
+
+        cache = cache_root() / "ort-trt" / sha256_file(Path(path))[:24]
+        return {"device_id": device_id, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
+                "trt_timing_cache_enable": True, "trt_timing_cache_path": str(cache),
+                "trt_fp16_enable": precision == "fp16", "trt_bf16_enable": precision == "bf16"}
+    return {}
 
 
 class OnnxRuntimeBackend(Backend):
@@ -98,4 +114,5 @@ class OnnxRuntimeBackend(Backend):
 
     def load(self, graph: GraphSpec, bundle: Bundle, options: Mapping[str, Any]) -> OnnxRuntimeSession:
         ort = self.import_library()
-        return OnnxRuntimeSession(ort, graph, str(bundle.file(graph.file)), options)
+        return OnnxRuntimeSession(ort, graph, str(bundle.file(graph.file)), options,
+                                  bundle.manifest.get("precision", "fp32"))

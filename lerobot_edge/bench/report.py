@@ -28,7 +28,7 @@ def rows(report: dict) -> list[list[str]]:
 
 def header(report: dict) -> list[str]:
     return ["backend", *[f"{s} p50" for s in _stage_names(report)], "chunk p50", "p90", "p99", "max",
-            "select_action", "cold s", "vs torch", "GFLOP/s (peak %)", "max Hz sync/async"]
+            "select_action", "cold s", "vs torch", "GFLOP/s (% fp32 GEMM)", "max Hz sync/async"]
 
 
 def text_table(report: dict) -> str:

@@ -33,8 +33,8 @@ def test_step_by_step_equals_diffusers(kind, steps, schedule, prediction, clip, 
     import diffusers.schedulers.scheduling_ddpm as ddpm
 
     for t in ours.timesteps:
-        out = rng.standard_normal(sample.shape).astype(np.float32) * 0.7
-        noise = rng.standard_normal(sample.shape).astype(np.float32)
+        out = rng.standard_normal(x_ref.shape).astype(np.float32) * 0.7
+        noise = rng.standard_normal(x_ref.shape).astype(np.float32)
         # diffusers draws DDPM noise itself: hand it ours
         monkeypatch.setattr(ddpm, "randn_tensor", lambda *a, _n=noise, **k: torch.from_numpy(_n.copy()))
         # step by step: both start each step from the reference's sample, so rounding does not accumulate

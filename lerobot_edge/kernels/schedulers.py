@@ -12,13 +12,22 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def _linspace_f32(start: float, end: float, n: int) -> np.ndarray:
+    """torch.linspace(start, end, n, dtype=float32) bit for bit: a float32 step, each value from the nearer end
+    (DDPM at small t divides by 1 - alpha_cumprod, which amplifies a one-ulp difference in the betas)."""
+    step = np.float64((np.float32(end) - np.float32(start)) / np.float32(n - 1))
+    i = np.arange(n, dtype=np.float64)
+    v = np.where(i < n // 2, np.float64(np.float32(start)) + step * i, np.float64(np.float32(end)) - step * (n - 1 - i))
+    return v.astype(np.float32)
+
+
 def betas_for(schedule: str, num_train_timesteps: int, beta_start: float, beta_end: float) -> np.ndarray:
     """(T,) float32 betas for diffusers' beta_schedule names."""
     t = num_train_timesteps
     if schedule == "linear":
-        return np.linspace(beta_start, beta_end, t, dtype=np.float32)
+        return _linspace_f32(beta_start, beta_end, t)
     if schedule == "scaled_linear":
-        return (np.linspace(beta_start ** 0.5, beta_end ** 0.5, t, dtype=np.float32) ** 2).astype(np.float32)
+        return _linspace_f32(beta_start ** 0.5, beta_end ** 0.5, t) ** 2
     if schedule == "squaredcos_cap_v2":
         def alpha_bar(x: float) -> float:
             return math.cos((x + 0.008) / 1.008 * math.pi / 2) ** 2
@@ -48,7 +57,8 @@ class Scheduler:
             raise ValueError(f"prediction_type {cfg.prediction_type!r}: expected epsilon or sample")
         self.cfg = cfg
         betas = betas_for(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start, cfg.beta_end)
-        self.alphas_cumprod = np.cumprod(np.float32(1.0) - betas, dtype=np.float32)
+        # torch accumulates the float32 cumprod in higher precision; so do we, to match it bit for bit
+        self.alphas_cumprod = np.cumprod((np.float32(1.0) - betas).astype(np.float64)).astype(np.float32)
         self.timesteps = np.arange(cfg.num_train_timesteps)[::-1].copy()
         self.num_inference_steps = cfg.num_train_timesteps
 

@@ -56,6 +56,7 @@ parity-ref: parity-env
 	  rm -rf "$$dir" "$$dir.tmp"; mkdir -p "$$(dirname "$$dir")"; \
 	  $(PARITY_VENV)/bin/python scripts/lerobot_reference.py --out "$$dir.tmp" --cases "$(PARITY_CASES)" \
 	    --sensitivity $(PARITY_SENSITIVITY); \
+	  $(PARITY_VENV)/bin/python scripts/lerobot_reference_diffusion.py --out "$$dir.tmp/diffusion"; \
 	  mv "$$dir.tmp" "$$dir"; \
 	  for old in .cache/reference/lerobot-$(PARITY_LEROBOT_VERSION)-*; do \
 	    [ "$$old" = "$$dir" ] || { echo "parity-ref: removing stale $$old"; rm -rf "$$old"; }; \

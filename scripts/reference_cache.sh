@@ -1,7 +1,7 @@
 #!/bin/sh
 # Print the cache directory (relative to the repo root) for the LeRobot reference outputs:
 #   .cache/reference/lerobot-<version>-<first 12 hex of sha256(key)>
-# key = LeRobot version, case list, sha256 of scripts/lerobot_reference.py (which holds every case's config
+# key = LeRobot version, case list, sha256 of scripts/lerobot_reference{,_diffusion}.py (which hold the configs
 # and seeds) and sha256 of the reference venv's pinned versions (torch etc.).
 # Usage: scripts/reference_cache.sh [CASES]   (CASES: comma list; default $PARITY_CASES or all cases)
 set -eu
@@ -16,6 +16,7 @@ key=$(
     printf 'lerobot=%s\n' "$lerobot_version"
     printf 'cases=%s\n' "$cases"
     printf 'script=%s\n' "$(sha "$script")"
+    printf 'diffusion=%s\n' "$(sha "$root/scripts/lerobot_reference_diffusion.py")"
     if [ -f "$constraints" ]; then printf 'constraints=%s\n' "$(sha "$constraints")"; fi
   } | sha256sum | cut -c1-12
 )

@@ -9,6 +9,8 @@ from ..errors import CheckpointError
 # LeRobot policy type -> module whose `build_plan(checkpoint)` returns an ExportPlan
 PLANS = {
     "act": "lerobot_edge.policies.act.plan",
+    "diffusion": "lerobot_edge.policies.diffusion.plan",
+    "pi0": "lerobot_edge.policies.pi0.plan",
 }
 
 

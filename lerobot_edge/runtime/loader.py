@@ -14,7 +14,8 @@ from ..errors import BundleError, ValidationError
 from .policy import EdgePolicy
 
 # manifest runtime kind -> EdgePolicy subclass
-RUNTIMES = {"act": "lerobot_edge.runtime.act:ACTEdgePolicy"}
+RUNTIMES = {"act": "lerobot_edge.runtime.act:ACTEdgePolicy",
+            "diffusion": "lerobot_edge.runtime.diffusion:DiffusionEdgePolicy"}
 
 
 def _runtime_class(kind: str) -> type[EdgePolicy]:

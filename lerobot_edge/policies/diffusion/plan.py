@@ -1,0 +1,77 @@
+"""Diffusion Policy's graph plan: `encoder` (normalized observation history -> global_cond) and `denoise`
+((x_t, t, global_cond) -> model output). The sampler loop is the runtime's (kernels/schedulers.py)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+
+from ...bundle import IOSpec
+from ...checkpoint import LEGACY_STAT_PREFIXES, Checkpoint
+from ..common.weights import load_strict
+from ..plan import ExportPlan, GraphPlan
+from .config import DiffusionConfig
+from .model import DenoiseGraph, DiffusionPolicyModule, EncoderGraph
+
+STATE, ENV = "observation.state", "observation.environment_state"
+TOLERANCE_ENCODER = {"global_cond": {"atol": 1e-4, "min_cosine": 0.99999}}
+TOLERANCE_DENOISE = {"model_output": {"atol": 1e-4, "min_cosine": 0.99999}}
+
+
+def _observations(ckpt: Checkpoint, cfg: DiffusionConfig) -> dict[str, dict]:
+    obs = {STATE: {"kind": "state", "shape": [cfg.state_dim], "graph_input": STATE}}
+    if cfg.env_state_dim:
+        obs[ENV] = {"kind": "env_state", "shape": [cfg.env_state_dim], "graph_input": ENV}
+    for key in ckpt.image_keys:
+        obs[key] = {"kind": "image", "shape": list(cfg.image_shape), "graph_input": key}
+    return obs
+
+
+def _normal_sampler(specs: list[IOSpec]):
+    def sample(rng: np.random.Generator, batch: int) -> dict[str, np.ndarray]:
+        return {s.name: rng.standard_normal([batch if isinstance(d, str) else d for d in s.shape]).astype(np.float32)
+                for s in specs}
+    return sample
+
+
+def _denoise_sampler(cfg: DiffusionConfig, specs: list[IOSpec]):
+    normal = _normal_sampler(specs)
+    def sample(rng: np.random.Generator, batch: int) -> dict[str, np.ndarray]:
+        x = normal(rng, batch)
+        x["timestep"] = rng.integers(0, cfg.num_train_timesteps, batch).astype(np.float32)
+        return x
+    return sample
+
+
+def build_plan(ckpt: Checkpoint) -> ExportPlan:
+    cfg = DiffusionConfig.from_checkpoint(ckpt)
+    policy = DiffusionPolicyModule(cfg)
+    load_strict(policy, ckpt.load_weights(), unused_prefixes=LEGACY_STAT_PREFIXES, what=f"Diffusion {ckpt.path}")
+    policy.eval()
+    obs = _observations(ckpt, cfg)
+    s = cfg.n_obs_steps
+    enc_in = [IOSpec(o["graph_input"], ("batch", s, *o["shape"])) for o in obs.values()]
+    g = policy.diffusion.unet.cond_dim - cfg.diffusion_step_embed_dim  # global_cond width
+    den_in = [IOSpec("sample", ("batch", cfg.horizon, cfg.action_dim)), IOSpec("timestep", ("batch",)),
+              IOSpec("global_cond", ("batch", g))]
+    graphs = [
+        GraphPlan("encoder", EncoderGraph(policy), enc_in, [IOSpec("global_cond", ("batch", g))], TOLERANCE_ENCODER,
+                  _normal_sampler(enc_in)),
+        GraphPlan("denoise", DenoiseGraph(policy), den_in, [IOSpec("model_output", den_in[0].shape)],
+                  TOLERANCE_DENOISE, _denoise_sampler(cfg, den_in)),
+    ]
+    keys = [*obs, "action"]
+    scheduler = {k: getattr(cfg, k) for k in ("num_train_timesteps", "beta_schedule", "beta_start", "beta_end",
+                                              "prediction_type", "clip_sample", "clip_sample_range")}
+    return ExportPlan(
+        policy_type="diffusion",
+        policy_config={k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+        graphs=graphs, observations=obs, action={"key": "action", "shape": [cfg.action_dim]},
+        normalization={k: ckpt.norm_modes.get(k, "IDENTITY") for k in keys},
+        stats={k: ckpt.stats[k] for k in keys if k in ckpt.stats},
+        runtime={"kind": "diffusion", "n_obs_steps": s, "horizon": cfg.horizon, "n_action_steps": cfg.n_action_steps,
+                 "action_dim": cfg.action_dim, "scheduler": {"kind": cfg.noise_scheduler_type, **scheduler},
+                 "num_inference_steps": cfg.num_inference_steps or cfg.num_train_timesteps},
+        legacy_stats=ckpt.legacy_stats, noise_shape=["batch", cfg.horizon, cfg.action_dim],
+    )

@@ -43,7 +43,7 @@ def export(source: str | Path, output: str | Path, target: str = "onnx", *, poli
     if opset < 18:
         raise ValueError(f"--opset {opset}: lerobot-edge needs opset >= 18 (the dynamo exporter writes files "
                          "ONNX Runtime rejects at 17)")
-    unsupported = {k: v for k, v in dict(tokenizer=tokenizer, vlm=vlm,
+    unsupported = {k: v for k, v in dict(vlm=vlm,
                                          calibration=calibration).items() if v}
     unsupported.update({k: v for k, v in dict(rtc_exact=rtc_exact, fuse_loop=fuse_loop).items() if v})
     if unsupported:
@@ -60,6 +60,8 @@ def export(source: str | Path, output: str | Path, target: str = "onnx", *, poli
     plan = build_plan(ckpt)
     writer = BundleWriter(output, overwrite=overwrite)
     try:
+        from .exporters.tokenizer import add_tokenizer
+        add_tokenizer(writer, plan, tokenizer)  # VLAs: tokenizer.json into the bundle; others refuse tokenizer=
         specs = _export_graphs(plan, writer, tgt, precision, opset, calibration, say)
         writer.write_stats(plan.stats)
         manifest = _manifest(ckpt, plan, specs, target, precision, opset)

@@ -39,6 +39,7 @@ class Variant:
     policy: object = None
     cold_start_s: float = 0.0
     skipped: str | None = None
+    chunk_calls: dict | None = None   # engine calls per graph in one predict_action_chunk
 
 
 def percentiles(xs: list[float]) -> dict[str, float]:
@@ -125,6 +126,7 @@ def _chunk_rounds(live: list[Variant], obs: list[dict], noise, cfg: BenchConfig,
         order = live[it % len(live):] + live[: it % len(live)]  # rotate who goes first
         for v in order:
             v.policy.predict_action_chunk(obs[it % len(obs)], noise=noise)
+            v.chunk_calls = dict(v.policy.graph_calls)
             if it >= cfg.warmup:
                 for stage, sec in v.policy.timings.items():
                     stages[v.name].setdefault(stage, []).append(sec)
@@ -165,6 +167,7 @@ def run_bench(source: str | Path, cfg: BenchConfig | None = None, progress: Call
     (see bench/schema.json)."""
     cfg = cfg or BenchConfig()
     say = progress or (lambda msg: None)
+    machine = machine_record()  # the GEMM probe first, on a quiet machine
     with tempfile.TemporaryDirectory(prefix="lerobot-edge-bench-") as tmp:
         variants, ckpt = _prepare(Path(source), cfg, Path(workdir or tmp), say)
         first = next(v for v in variants if not v.skipped)
@@ -179,12 +182,13 @@ def run_bench(source: str | Path, cfg: BenchConfig | None = None, progress: Call
         stages = _chunk_rounds(live, obs, noise, cfg, say)
         say("timing select_action over full queues")
         amortized, queued = _select_rounds(live, obs, noise, max(2, cfg.iterations // 10))
-        machine = machine_record()
         return _report(source, cfg, manifest, variants, stages, amortized, queued, machine)
 
 
 def _report(source, cfg, manifest, variants, stages, amortized, queued, machine) -> dict:
-    flops = sum(g.get("flops") or 0 for g in manifest["graphs"]) or None
+    # FLOPs of one predict_action_chunk: each graph's count times its calls (e.g. N denoise steps)
+    calls = next((v.chunk_calls for v in variants if not v.skipped), {})
+    flops = sum((g.get("flops") or 0) * calls.get(g["name"], 1) for g in manifest["graphs"]) or None
     n_steps = int(manifest["runtime"].get("n_action_steps", 1))
     torch_p50 = None
     rows = []

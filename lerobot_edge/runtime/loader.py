@@ -15,7 +15,8 @@ from .policy import EdgePolicy
 
 # manifest runtime kind -> EdgePolicy subclass
 RUNTIMES = {"act": "lerobot_edge.runtime.act:ACTEdgePolicy",
-            "diffusion": "lerobot_edge.runtime.diffusion:DiffusionEdgePolicy"}
+            "diffusion": "lerobot_edge.runtime.diffusion:DiffusionEdgePolicy",
+            "flow": "lerobot_edge.runtime.flow:FlowMatchingEdgePolicy"}
 
 
 def _runtime_class(kind: str) -> type[EdgePolicy]:

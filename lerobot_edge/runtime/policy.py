@@ -45,6 +45,7 @@ class EdgePolicy(ABC):
         self.normalizer = Normalizer(self.manifest["normalization"], bundle.stats(),
                                      legacy=bool(self.manifest["policy"].get("legacy_stats")), image_keys=images)
         self.timings: dict[str, float] = {}
+        self.graph_calls: dict[str, int] = {}   # engine calls per graph in the last call
         self.configure(dict(overrides))
         self.reset()
 
@@ -95,6 +96,7 @@ class EdgePolicy(ABC):
     def _start_call(self) -> float:
         self.timings = {"preprocess": 0.0, **{g: 0.0 for g in self.sessions}, "sampler": 0.0,
                         "postprocess": 0.0}
+        self.graph_calls = {g: 0 for g in self.sessions}
         return time.perf_counter()
 
     def _end_call(self, t0: float) -> None:
@@ -111,6 +113,7 @@ class EdgePolicy(ABC):
         return feed, batched
 
     def run_graph(self, name: str, feed: Mapping[str, Any], keep: tuple[str, ...] = ()) -> dict[str, Any]:
+        self.graph_calls[name] = self.graph_calls.get(name, 0) + 1
         with self._stage(name):
             return self.sessions[name].run(feed, keep=keep)
 

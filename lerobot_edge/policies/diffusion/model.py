@@ -32,6 +32,16 @@ class SpatialSoftmax(nn.Module):
         return (attention @ self.pos_grid).reshape(-1, self.k, 2)                # (B, K, 2)
 
 
+def resize_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """(n_out, n_in): torchvision's tensor Resize (bilinear, antialias, align_corners=False) along one axis.
+
+    Taken from torch's own kernel applied to unit impulses (channel i holds an impulse at row i; the other
+    axis is 2 wide and unchanged, since torch's antialiased kernel treats a 1-wide axis differently)."""
+    eye = torch.eye(n_in).reshape(1, n_in, n_in, 1).expand(1, n_in, n_in, 2).contiguous()  # (1, n_in, n_in, 2)
+    out = F.interpolate(eye, size=(n_out, 2), mode="bilinear", antialias=True, align_corners=False)
+    return out[0, :, :, 0].T.contiguous()                                           # (n_in, n_out) -> (n_out, n_in)
+
+
 class RgbEncoder(nn.Module):
     """[resize] -> center crop -> ResNet trunk (torchvision child indices) -> spatial softmax -> Linear + ReLU."""
 
@@ -43,6 +53,9 @@ class RgbEncoder(nn.Module):
         self.resize = tuple(cfg.resize_shape) if cfg.resize_shape else None
         self.crop = tuple(cfg.crop_shape) if cfg.crop_shape else None
         c, h, w = cfg.image_shape
+        if self.resize is not None:  # as two constant MatMuls: OpenVINO ignores an ONNX Resize's antialias
+            self.register_buffer("resize_h", resize_matrix(h, self.resize[0]), persistent=False)      # (h', H)
+            self.register_buffer("resize_w", resize_matrix(w, self.resize[1]).T.contiguous(), persistent=False)  # (W, w')
         with torch.no_grad():
             fmap = self.backbone(torch.zeros(1, c, *(self.crop or self.resize or (h, w))))
         self.pool = SpatialSoftmax(fmap.shape[1], fmap.shape[2], fmap.shape[3], cfg.spatial_softmax_num_keypoints)
@@ -52,7 +65,7 @@ class RgbEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) -> (N, feature_dim)."""
         if self.resize is not None:  # torchvision's Resize on tensors: bilinear with antialiasing
-            x = F.interpolate(x, size=self.resize, mode="bilinear", antialias=True, align_corners=False)
+            x = self.resize_h @ x @ self.resize_w                                # (N, 3, h', w')
         if self.crop is not None:  # eval: torchvision CenterCrop
             h, w = x.shape[-2:]
             top, left = int(round((h - self.crop[0]) / 2.0)), int(round((w - self.crop[1]) / 2.0))

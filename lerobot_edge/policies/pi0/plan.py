@@ -25,7 +25,8 @@ EMBED = PG + "model.language_model.embed_tokens.weight"
 LM_HEADS = (PG + "lm_head.weight", "model.paligemma_with_expert.gemma_expert.lm_head.weight")
 STATE = "observation.state"
 TOL_TOKENS = {"atol": 1e-3, "min_cosine": 0.99999}
-TOL_ACTION = {"atol": 1e-4, "min_cosine": 0.99999}
+# one velocity on random KV/weights (activations O(10)); the 1e-4 contract is checked on the full chunk
+TOL_ACTION = {"atol": 1e-3, "min_cosine": 0.99999}
 DEFAULT_TOKENIZER = "google/paligemma-3b-pt-224"
 
 

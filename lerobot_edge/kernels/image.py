@@ -1,0 +1,51 @@
+"""VLA image resizing on the host, numerically like torch's F.interpolate(mode="bilinear",
+align_corners=False, antialias=False) in float32, with the padding conventions of openpi (centered, pi0/pi05)
+and SmolVLA (top-left)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices and weights along one axis (torch's area_pixel_compute_source_index, float32)."""
+    scale = np.float32(n_in) / np.float32(n_out)
+    src = np.maximum(scale * (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5),
+                     np.float32(0.0)).astype(np.float32)
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    i1 = i0 + (i0 < n_in - 1)
+    l1 = np.clip(src - i0.astype(np.float32), 0, 1).astype(np.float32)
+    return i0, i1, (np.float32(1) - l1).astype(np.float32), l1
+
+
+def resize_bilinear(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """img (B, C, H, W) float32 -> (B, C, height, width)."""
+    if img.shape[-2:] == (height, width):
+        return img.astype(np.float32, copy=False)
+    h0, h1, hl0, hl1 = _axis(img.shape[-2], height)
+    w0, w1, wl0, wl1 = _axis(img.shape[-1], width)
+    rows0, rows1 = img[:, :, h0], img[:, :, h1]                                   # (B, C, height, W)
+    top = rows0[..., w0] * wl0 + rows0[..., w1] * wl1                             # (B, C, height, width)
+    bot = rows1[..., w0] * wl0 + rows1[..., w1] * wl1
+    return (top * hl0[:, None] + bot * hl1[:, None]).astype(np.float32)
+
+
+def resize_with_pad(img: np.ndarray, size: int, center: bool = True, pad_value: float = 0.0,
+                    clamp: bool = True) -> np.ndarray:
+    """(B, C, H, W) in [0, 1] -> (B, C, size, size): keep the aspect ratio, pad the rest with `pad_value`
+    (centered like openpi; padding on the top and left, image bottom-right, like SmolVLA when center=False)."""
+    b, c, h, w = img.shape
+    if (h, w) == (size, size):
+        return img.astype(np.float32, copy=False)
+    ratio = max(w / size, h / size)
+    rh, rw = int(h / ratio), int(w / ratio)
+    out = resize_bilinear(img, rh, rw)
+    if clamp:
+        out = np.clip(out, 0.0, 1.0)
+    padded = np.full((b, c, size, size), pad_value, np.float32)
+    if center:
+        top, left = (size - rh) // 2, (size - rw) // 2
+    else:
+        top, left = size - rh, size - rw
+    padded[:, :, top:top + rh, left:left + rw] = out
+    return padded

@@ -1,0 +1,203 @@
+"""Flow-matching VLAs on the robot (pi0, pi05; SmolVLA reuses it): host preprocessing, the prefix once per
+chunk with its KV cache kept on the backend, N Euler steps of the denoise graph, RTC guidance in numpy.
+
+Graphs: `vision` (one camera per call) -> `prefix` (-> k_cache, v_cache, kept as device handles) ->
+`denoise` (x_t, t, k_cache, v_cache, prefix_mask[, state] -> v_t), called num_inference_steps times.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import ObservationError
+from ..kernels import rtc as rtc_kernels
+from ..kernels.image import resize_with_pad
+from .observations import _vector
+from .policy import EdgePolicy
+from .queues import ActionQueue
+from .vla_inputs import Tokenizer, camera_images
+
+RTC_MODES = ("guided", "off")
+
+
+class FlowMatchingEdgePolicy(EdgePolicy):
+    """LeRobot's PI0Policy / PI05Policy behaviour (`select_action` queues n_action_steps of each chunk;
+    `predict_action_chunk` takes RTC's inference_delay / prev_chunk_left_over / execution_horizon)."""
+
+    required_graphs = ("vision", "prefix", "denoise")
+
+    def configure(self, overrides: dict[str, Any]) -> None:
+        self.chunk_size = self.setting("chunk_size", int)
+        self.max_action_dim = self.setting("max_action_dim", int)
+        self.max_state_dim = self.setting("max_state_dim", int, 0)
+        self.image_size = self.setting("image_size", int)
+        self.n_action_steps = int(overrides.pop("n_action_steps", None) or self.setting("n_action_steps", int))
+        if not 1 <= self.n_action_steps <= self.chunk_size:
+            raise ValueError(f"n_action_steps={self.n_action_steps}: expected 1..chunk_size ({self.chunk_size})")
+        self.num_steps = self.setting("num_inference_steps", int)
+        steps = overrides.pop("num_inference_steps", None)
+        if steps is not None:
+            if int(steps) < 1:
+                raise ValueError(f"num_inference_steps={steps}: expected >= 1")
+            if int(steps) != self.num_steps:
+                warnings.warn(f"num_inference_steps={steps} overrides the checkpoint's {self.num_steps}: actions "
+                              "will differ from LeRobot's with the checkpoint's settings", stacklevel=3)
+            self.num_steps = int(steps)
+        self._configure_rtc(overrides.pop("rtc", None), overrides.pop("rtc_options", None))
+        seed = overrides.pop("seed", None)
+        self.rng = np.random.default_rng(seed)
+        if overrides.pop("temporal_ensemble_coeff", None) is not None:
+            raise ValueError("temporal_ensemble_coeff applies to ACT, not to flow-matching policies")
+        self.state_key = next((k for k, s in self.observation_spec.items() if s["kind"] == "state"), None)
+        self.cameras = [k for k, s in self.observation_spec.items() if s["kind"] == "image"]
+        tok = self.setting("tokenizer", dict)
+        self.tokenizer = Tokenizer(self.bundle.file(tok["file"]), int(tok["max_length"]), int(tok.get("pad_id", 0)),
+                                   tok.get("padding_side", "right"))
+        self.append_newline = bool(self.manifest["runtime"].get("append_newline", False))
+        self.queue = ActionQueue()
+
+    def _configure_rtc(self, mode: str | None, options: Mapping[str, Any] | None) -> None:
+        saved = self.manifest["runtime"].get("rtc") or {}
+        if mode is None:
+            mode = "guided" if saved.get("enabled") else "off"
+        if mode not in RTC_MODES:
+            raise ValueError(f"rtc={mode!r}: expected one of {RTC_MODES} (\"exact\" needs a bundle exported with "
+                             "rtc_exact=True, not available yet)")
+        self.rtc_mode = mode
+        base = {k: saved[k] for k in ("prefix_attention_schedule", "max_guidance_weight", "execution_horizon")
+                if k in saved}
+        opts = dict(options or {})
+        if "schedule" in opts:
+            opts["prefix_attention_schedule"] = opts.pop("schedule")
+        unknown = sorted(set(opts) - {"prefix_attention_schedule", "max_guidance_weight", "execution_horizon"})
+        if unknown:
+            raise ValueError(f"rtc_options {unknown} unknown; accepted: schedule, max_guidance_weight, "
+                             "execution_horizon")
+        self.rtc = rtc_kernels.RTCOptions(**{**base, **opts})
+
+    def reset(self) -> None:
+        self.queue.clear()
+
+    # -- host preprocessing ------------------------------------------------------------------------
+    def _prepare(self, obs: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], bool]:
+        """-> {"images": [(B,3,S,S) in [-1,1]] present cameras first, "image_mask": (B, C), "state": (B, Smax),
+        "lang_tokens", "lang_mask": (B, L)}, batched?"""
+        with self._stage("preprocess"):
+            if not isinstance(obs, Mapping):
+                raise ObservationError(f"observation must be a dict of LeRobot feature keys, got {type(obs).__name__}")
+            if self.rename_map:
+                obs = {self.rename_map.get(k, k): v for k, v in obs.items()}
+            images, mask, batched = camera_images(obs, self.cameras)
+            b = images[0].shape[0]
+            images = [resize_with_pad(x, self.image_size) * np.float32(2.0) - np.float32(1.0) for x in images]
+            out = {"images": images, "image_mask": np.repeat(mask[None], b, axis=0)}
+            if self.state_key is not None:
+                if self.state_key not in obs:
+                    raise ObservationError(f"missing observation {self.state_key!r}")
+                state, sb = _vector(self.state_key, obs[self.state_key], tuple(self.observation_spec[self.state_key]["shape"]))
+                if state.shape[0] != b:
+                    raise ObservationError(f"{self.state_key}: batch {state.shape[0]} != cameras' batch {b}")
+                batched = batched or sb
+                state = self.normalizer.normalize(self.state_key, state)
+                out["state"] = np.pad(state, ((0, 0), (0, self.max_state_dim - state.shape[1])))
+            out["lang_tokens"], out["lang_mask"] = self.tokenizer(obs.get("task"), b, self.append_newline)
+        return out, batched
+
+    # -- graphs ------------------------------------------------------------------------------------
+    def _prefix(self, x: dict[str, np.ndarray]) -> tuple[Any, Any, np.ndarray]:
+        """Vision per present camera (missing ones are masked: their tokens are never attended), then the
+        prefix graph. -> k_cache, v_cache (device handles), prefix_mask (B, P)."""
+        spec = {i.name: i for i in self.bundle.graphs["prefix"].inputs}
+        n_tok = self.bundle.graphs["vision"].outputs[0].shape[1]
+        tokens = []
+        for img, present in zip(x["images"], x["image_mask"][0]):
+            if present:
+                tokens.append(self.run_graph("vision", {"image": img})["image_tokens"])
+            else:
+                tokens.append(np.zeros_like(tokens[0]))
+        feed = {"image_tokens": np.concatenate(tokens, axis=1), "image_mask": x["image_mask"].astype(np.float32),
+                "lang_tokens": x["lang_tokens"], "lang_mask": x["lang_mask"].astype(np.float32)}
+        feed = {k: v for k, v in feed.items() if k in spec}
+        out = self.run_graph("prefix", feed, keep=("k_cache", "v_cache"))
+        prefix_mask = np.concatenate([np.repeat(x["image_mask"], n_tok, axis=1), x["lang_mask"]], axis=1)
+        return out["k_cache"], out["v_cache"], prefix_mask.astype(np.float32)
+
+    def _noise(self, noise: np.ndarray | None, b: int) -> np.ndarray:
+        shape = (b, self.chunk_size, self.max_action_dim)
+        if noise is None:
+            return self.rng.standard_normal(shape).astype(np.float32)
+        noise = np.asarray(noise, dtype=np.float32)
+        noise = noise[None] if noise.ndim == 2 else noise
+        if noise.shape != shape:
+            raise ObservationError(f"noise: expected shape {shape} (B, chunk_size, max_action_dim), got {noise.shape}")
+        return noise
+
+    def _leftover(self, prev, b: int, delay, horizon) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Robot-unit leftover -> (normalized, zero-padded (B, T, Amax), prefix weights (T,)), or (None, None)."""
+        if prev is None:
+            return None, None
+        if self.rtc_mode == "off":
+            warnings.warn("prev_chunk_left_over is ignored with rtc='off' (as LeRobot ignores it when RTC is "
+                          "disabled)", stacklevel=3)
+            return None, None
+        if delay is None:
+            raise ValueError("RTC needs inference_delay with prev_chunk_left_over")
+        prev = np.asarray(prev, dtype=np.float32)
+        if prev.ndim not in (2, 3) or prev.shape[-1] != self.manifest["action"]["shape"][0]:
+            raise ObservationError(f"prev_chunk_left_over: expected (T, A) or (B, T, A) with A = "
+                                   f"{self.manifest['action']['shape'][0]} robot units, got {prev.shape}")
+        norm = self.normalizer.normalize(self.action_key, prev)
+        horizon = self.rtc.execution_horizon if horizon is None else int(horizon)
+        horizon = min(horizon, norm.shape[-2])
+        w = rtc_kernels.prefix_weights(int(delay), horizon, self.chunk_size, self.rtc.prefix_attention_schedule)
+        return rtc_kernels.pad_leftover(norm, b, self.chunk_size, self.max_action_dim), w
+
+    def _sample(self, x: dict, noise: np.ndarray, prev, weights) -> np.ndarray:
+        """Euler from t=1 to 0: x <- x + dt * v (dt = -1/N), v guided by RTC when a leftover is given."""
+        k, v, prefix_mask = self._prefix(x)
+        dt = -1.0 / self.num_steps
+        x_t = noise
+        for step in range(self.num_steps):
+            time = 1.0 + step * dt
+            feed = {"x_t": x_t, "t": np.full((x_t.shape[0],), time, np.float32), "k_cache": k, "v_cache": v,
+                    "prefix_mask": prefix_mask}
+            if "state" in x:
+                feed["state"] = x["state"]
+            v_t = self.run_graph("denoise", feed)["v_t"]
+            with self._stage("sampler"):
+                if prev is not None:
+                    v_t = rtc_kernels.guide(x_t, v_t, time, prev, weights, self.rtc.max_guidance_weight)
+                x_t = (x_t + np.float32(dt) * v_t).astype(np.float32)
+        return x_t
+
+    # -- LeRobot's interface -----------------------------------------------------------------------
+    def predict_action_chunk(self, obs: Mapping[str, Any], noise: np.ndarray | None = None, inference_delay=None,
+                             prev_chunk_left_over=None, execution_horizon=None) -> np.ndarray:
+        """(B, chunk_size, A) robot units ((chunk_size, A) unbatched). `prev_chunk_left_over` in robot units."""
+        t0 = self._start_call()
+        x, batched = self._prepare(obs)
+        b = x["images"][0].shape[0]
+        prev, weights = self._leftover(prev_chunk_left_over, b, inference_delay, execution_horizon)
+        chunk = self._sample(x, self._noise(noise, b), prev, weights)
+        chunk = self.postprocess(chunk[:, :, : self.manifest["action"]["shape"][0]])
+        self._end_call(t0)
+        return chunk if batched else chunk[0]
+
+    def select_action(self, obs: Mapping[str, Any], noise: np.ndarray | None = None) -> np.ndarray:
+        """(B, A) robot units ((A,) unbatched); a new chunk (using `noise`) only when the queue is empty. The
+        observation is checked on every call, also when the action comes from the queue."""
+        if len(self.queue) == 0:
+            chunk = self.predict_action_chunk(obs, noise)
+            batched = chunk.ndim == 3
+            chunk = chunk if batched else chunk[None]
+            self.queue.extend_chunk(chunk[:, : self.n_action_steps], self.n_action_steps)
+            return self.queue.pop() if batched else self.queue.pop()[0]
+        t0 = self._start_call()
+        _, batched = self._prepare(obs)
+        with self._stage("sampler"):
+            action = self.queue.pop()
+        self._end_call(t0)
+        return action if batched else action[0]

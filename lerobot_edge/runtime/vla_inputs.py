@@ -1,0 +1,84 @@
+"""VLA inputs at the runtime's door: camera frames of any size (resized later on the host) with LeRobot's
+missing-camera rule, and the task prompt tokenized with the bundle's tokenizer.json (`tokenizers` package)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import BundleError, ObservationError
+from .observations import IMAGE_PREFIX, _as_array
+
+
+def _frame(key: str, value: Any) -> tuple[np.ndarray, bool]:
+    """uint8 HWC RGB frame or float CHW in [0, 1], any size -> (B, 3, H, W) float32, batched?"""
+    arr = _as_array(key, value)
+    if arr.dtype == np.uint8:
+        if arr.ndim not in (3, 4) or arr.shape[-1] != 3:
+            raise ObservationError(f"{key}: a uint8 image must be an HWC RGB frame (H, W, 3) or (B, H, W, 3), "
+                                   f"got {arr.shape}")
+        batched = arr.ndim == 4
+        arr = arr if batched else arr[None]
+        return arr.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0), batched  # (B,H,W,C)->(B,C,H,W)
+    if arr.dtype.kind != "f" or arr.ndim not in (3, 4) or arr.shape[-3] != 3:
+        raise ObservationError(f"{key}: images must be uint8 HWC frames or float CHW (3, H, W) / (B, 3, H, W) "
+                               f"in [0, 1], got {arr.dtype} {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ObservationError(f"{key}: contains NaN or inf")
+    batched = arr.ndim == 4
+    return np.asarray(arr if batched else arr[None], dtype=np.float32), batched
+
+
+def camera_images(obs: Mapping[str, Any], cameras: list[str]) -> tuple[list[np.ndarray], np.ndarray, bool]:
+    """-> images (present cameras in feature order, then one zero placeholder per missing camera), mask (C,)
+    1 for present / 0 for missing, batched? At least one camera must be present (as in LeRobot)."""
+    stray = sorted(k for k in obs if isinstance(k, str) and k.startswith(IMAGE_PREFIX) and k not in cameras)
+    if stray:
+        raise ObservationError(f"{stray[0]}: this policy has no such camera; its cameras are {cameras}")
+    present = [k for k in cameras if k in obs]
+    if not present:
+        raise ObservationError(f"no camera image in the observation; expected at least one of {cameras}")
+    frames = [_frame(k, obs[k]) for k in present]
+    sizes = {f.shape[0] for f, _ in frames}
+    if len(sizes) > 1:
+        raise ObservationError(f"cameras disagree on the batch size: {sorted(sizes)}")
+    missing = len(cameras) - len(present)
+    images = [f for f, _ in frames] + [np.zeros_like(frames[0][0]) for _ in range(missing)]
+    mask = np.array([1] * len(present) + [0] * missing, dtype=bool)
+    return images, mask, any(b for _, b in frames)
+
+
+class Tokenizer:
+    """LeRobot's TokenizerProcessorStep with padding="max_length", truncation=True, in `tokenizers`."""
+
+    def __init__(self, path: Path, max_length: int, pad_id: int, padding_side: str = "right"):
+        try:
+            from tokenizers import Tokenizer as _Tok
+        except ImportError as e:  # a base dependency
+            raise BundleError("this bundle needs the `tokenizers` package: pip install tokenizers") from e
+        self.tok = _Tok.from_file(str(path))
+        self.max_length, self.pad_id, self.side = max_length, pad_id, padding_side
+
+    def __call__(self, task: Any, batch: int, append_newline: bool) -> tuple[np.ndarray, np.ndarray]:
+        """task: str or list of B str -> ids (B, L) int64, mask (B, L) bool."""
+        if task is None:
+            raise ObservationError("missing 'task': a VLA needs the task instruction (a string, or one per batch row)")
+        tasks = [task] * batch if isinstance(task, str) else list(task)
+        if len(tasks) != batch or not all(isinstance(t, str) for t in tasks):
+            raise ObservationError(f"task: expected a string or a list of {batch} strings")
+        ids = np.full((batch, self.max_length), self.pad_id, np.int64)
+        mask = np.zeros((batch, self.max_length), bool)
+        for i, text in enumerate(tasks):
+            if append_newline and not text.endswith("\n"):
+                text += "\n"
+            toks = self.tok.encode(text).ids
+            if len(toks) > self.max_length:
+                warnings.warn(f"task prompt of {len(toks)} tokens truncated to {self.max_length}", stacklevel=4)
+                toks = toks[: self.max_length]
+            n = len(toks)
+            sl = slice(0, n) if self.side == "right" else slice(self.max_length - n, self.max_length)
+            ids[i, sl], mask[i, sl] = toks, True
+        return ids, mask

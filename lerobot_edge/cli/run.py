@@ -1,44 +1,73 @@
-"""lerobot-edge run BUNDLE --robot sim --fps 30 --duration 20 --mode async [--backend B] [--report run.json]"""
+"""lerobot-edge run BUNDLE --robot sim | --robot lerobot:<type> | --env <gym id> --fps 30 --duration 20
+--mode async [--rtc guided|exact] [--backend ...] [--report run.json]"""
 
 from __future__ import annotations
 
-import signal
+import json
 import sys
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("run", help="drive a robot at a fixed rate with a bundle (sync or async inference)")
-    p.add_argument("bundle")
-    p.add_argument("--robot", default="sim", help="sim (a simulated robot at the policy's shapes)")
-    p.add_argument("--fps", type=float, default=30)
-    p.add_argument("--duration", type=float, default=10)
-    p.add_argument("--mode", choices=["sync", "async"], default="async")
-    p.add_argument("--backend")
-    p.add_argument("--camera-latency", type=float, default=0.0, help="simulated camera latency (s)")
-    p.add_argument("--clamp", action="store_true", help="clamp actions to the dataset's min/max")
-    p.add_argument("--report", help="write the JSON report")
+    p = sub.add_parser("run", help="drive a robot (or the simulated one, or a gym env) with a bundle at a fixed rate",
+                       description="Run the control loop: a fixed-rate clock sends one action per tick; in async "
+                                   "mode a background thread computes the next chunk while the robot moves. "
+                                   "Prints a live status line on stderr, a summary at the end, and writes the "
+                                   "timing report with --report. Ctrl-C stops cleanly (twice: at once).")
+    p.add_argument("bundle", help="bundle directory or Hub repo id")
+    p.add_argument("--robot", default="sim", help="sim | lerobot:<type> (e.g. lerobot:so101_follower); default sim")
+    p.add_argument("--robot-config", type=json.loads, default=None,
+                   help='JSON options for the robot: a LeRobot config (\'{"port": "/dev/ttyACM0", "cameras": '
+                        '{"front": {"type": "opencv", "index_or_path": 0, "width": 640, "height": 480, '
+                        '"fps": 30}}}\'), gymnasium.make keywords, or sim settings')
+    p.add_argument("--env", help="a gymnasium env id instead of a robot ('module:EnvId' imports its package)")
+    p.add_argument("--fps", type=float, default=30.0, help="control rate in Hz (default 30)")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds; 0 runs until Ctrl-C (default 10)")
+    p.add_argument("--mode", choices=("sync", "async"), default="async")
+    p.add_argument("--backend", help="onnxruntime | openvino | tensorrt (default: the bundle's target's)")
+    p.add_argument("--rtc", choices=("guided", "exact", "off"), help="RTC for flow-matching bundles")
+    p.add_argument("--merge", default="replace",
+                   help="async chunk merge: replace | append | weighted_average | average | conservative")
+    p.add_argument("--queue-threshold", type=float, default=0.5,
+                   help="request the next chunk when the queue falls to this: below 1 a fraction of a chunk, "
+                        "from 1 a number of actions (default 0.5)")
+    p.add_argument("--clamp", action="store_true", help="clamp every action to the dataset's action min/max")
+    p.add_argument("--max-step", type=float, help="largest change per tick, as a fraction of the action range")
+    p.add_argument("--max-observation-age", type=float, help="seconds; an older observation is rejected")
+    p.add_argument("--camera-latency", type=float, default=0.0, help="sim robot: camera latency in seconds")
+    p.add_argument("--camera-jitter", type=float, default=0.0, help="sim robot: uniform extra latency [0, s]")
+    p.add_argument("--allow-unvalidated", action="store_true", help="run a bundle whose validation failed/skipped")
+    p.add_argument("--report", help="write the JSON timing report here")
+    p.add_argument("--quiet", "-q", action="store_true", help="no live status line")
     p.set_defaults(func=run)
 
 
-def _status(s: dict) -> None:
-    inf = s["inference"] or {}
-    sys.stderr.write(f"\r{s['achieved_hz']:6.1f} Hz  inference p50 {inf.get('p50_ms', 0):6.1f} ms "
-                     f"p95 {inf.get('p95_ms', 0):6.1f} ms  queue {s['queue_depth_mean'] or 0:4.1f}  "
-                     f"misses {s['misses']}  overruns {s['overruns']}   ")
-    sys.stderr.flush()
+def _status_printer():
+    tty = sys.stderr.isatty()
+
+    def show(line: str) -> None:
+        sys.stderr.write(f"\r{line}\x1b[K" if tty else f"{line}\n")
+        sys.stderr.flush()
+    return show, tty
 
 
 def run(args, steps) -> int:
-    from ..runtime.control.run import run_policy
+    from ..runtime.control.runner import format_summary, run_policy
 
-    stops: list = []
-    signal.signal(signal.SIGINT, lambda *_: [f() for f in stops])  # Ctrl-C: stop cleanly, keep the report
-    r = run_policy(args.bundle, args.robot, fps=args.fps, duration=args.duration, mode=args.mode,
-                   backend=args.backend, report=args.report, camera_latency=args.camera_latency, clamp=args.clamp,
-                   status=_status, stop_event=stops)
-    sys.stderr.write("\n")
-    inf = r["inference"] or {}
-    print(f"{r['policy']} on {r['backend']}, {r['mode']} at {r['fps']:g} Hz: {r['ticks']} ticks, achieved "
-          f"{r['achieved_hz']:.1f} Hz, misses {r['misses']}, overruns {r['overruns']}, chunks {r['chunks']}, "
-          f"inference p50 {inf.get('p50_ms', 0):.1f} ms p95 {inf.get('p95_ms', 0):.1f} ms")
-    return 0
+    options = dict(args.robot_config or {})
+    if args.robot == "sim" and not args.env:
+        options.setdefault("camera_latency", args.camera_latency)
+        options.setdefault("camera_jitter", args.camera_jitter)
+    show, tty = (None, False) if args.quiet else _status_printer()
+    q = args.queue_threshold
+    try:
+        report = run_policy(args.bundle, args.robot, args.fps, args.duration, args.mode, args.backend, args.report,
+                            env=args.env, robot_options=options, rtc=args.rtc, merge=args.merge,
+                            queue_threshold=int(q) if q >= 1 else q, clamp=args.clamp, max_step=args.max_step,
+                            max_observation_age=args.max_observation_age, status=show, handle_sigint=True,
+                            allow_unvalidated=args.allow_unvalidated)
+    finally:
+        if tty:
+            sys.stderr.write("\n")
+    print(format_summary(report))
+    return 130 if report["stopped_by"] == "interrupt" else 0
+

@@ -130,7 +130,12 @@ class LeRobotRobot:
         if robot_type not in known:
             raise ValueError(f"LeRobot has no robot type {robot_type!r} here; known: {known}")
         cfg = draccus.decode(robots.RobotConfig.get_choice_class(robot_type), dict(config or {}))
-        return cls(robots.make_robot_from_config(cfg), **kw)
+        try:
+            robot = robots.make_robot_from_config(cfg)
+        except ImportError as e:   # the motor bus / camera SDK of this robot type
+            raise BackendUnavailableError(f"LeRobot robot {robot_type!r} needs {e.name or e}, which is not "
+                                          "installed here (e.g. pip install 'lerobot[feetech]')") from e
+        return cls(robot, **kw)
 
     def connect(self) -> None:
         if not self.robot.is_connected:

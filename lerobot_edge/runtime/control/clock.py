@@ -159,7 +159,7 @@ class ControlLoop:
             self._stopped = True
             self._stop.set()
             self._want.set()
-            self._t_end = time.perf_counter()
+            self._t_end = self._t_end or time.perf_counter()
             if self._thread is not None:
                 self._thread.join(self.stop_timeout)
                 if self._thread.is_alive():
@@ -226,6 +226,7 @@ class ControlLoop:
                 self.status(self.record.status_line(time.perf_counter() - t0))
                 next_status += self.status_interval
         self.stopped_by = self.stopped_by or ("error" if self._error is not None else "request")
+        self._t_end = time.perf_counter()
 
     def _check_episode(self) -> None:
         episode = getattr(self.robot, "episode_index", 0)
@@ -381,10 +382,11 @@ class ControlLoop:
     def report(self) -> dict:
         """{"config", "summary", "robot", "stopped_by", "duration_s", "leaked_threads", "ticks", "inferences"}."""
         end = self._t_end or time.perf_counter()
+        elapsed = None if self._t0 is None else end - self._t0
         stats = getattr(self.robot, "stats", None)
-        return {"config": self.config(), "summary": self.record.summary(),
+        return {"config": self.config(), "summary": self.record.summary(elapsed=elapsed),
                 "robot": stats() if callable(stats) else None, "stopped_by": self.stopped_by,
-                "duration_s": None if self._t0 is None else round(end - self._t0, 4),
+                "duration_s": None if elapsed is None else round(elapsed, 4),
                 "leaked_threads": self.leaked_threads, "ticks": list(self.record.ticks),
                 "inferences": list(self.record.inferences)}
 

@@ -59,7 +59,7 @@ class SimRobot:
         self._lock = threading.Lock()
         self._count = 0
         self.actions: list[tuple[float, np.ndarray]] = []        # (perf_counter time, action (A,))
-        self.observations: list[tuple[int, float]] = []          # (frame index, capture time)
+        self.observations: list[tuple[int, float, float]] = []   # (frame index, capture time, simulated delay)
         self.connected = False
 
     @classmethod
@@ -91,8 +91,8 @@ class SimRobot:
             index = self._count
             self._count += 1
             jitter = float(self._rng.uniform(0.0, self.camera_jitter)) if self.camera_jitter else 0.0
-            self.observations.append((index, t_capture))
-        delay = self.camera_latency + jitter
+            delay = self.camera_latency + jitter
+            self.observations.append((index, t_capture, delay))
         if delay:
             time.sleep(delay)
         return {**self.observation(index), CAPTURE_TIME: t_capture, FRAME_INDEX: index}

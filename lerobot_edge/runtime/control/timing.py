@@ -72,23 +72,27 @@ class TimingRecord:
         with self._lock:
             self.counts[counter] += n
 
-    def achieved_hz(self) -> float | None:
-        """Sent ticks per second over the span between the first and the last sent action."""
+    def achieved_hz(self, elapsed: float | None = None) -> float | None:
+        """Sent actions per second of the run (`elapsed` seconds since t0), or, without it, over the span
+        between the first and the last sent action."""
         n = self.counts["ticks"] - self.sources["none"]
+        if elapsed:
+            return n / elapsed
         if self._first_sent is None or n < 2 or self._last_sent <= self._first_sent:
             return None
         return (n - 1) / (self._last_sent - self._first_sent)
 
-    def summary(self, window: int | None = None) -> dict:
+    def summary(self, window: int | None = None, elapsed: float | None = None) -> dict:
         """Counters and p50/p95/max (ms) of tick lateness, tick period, inference latency, observation age;
-        queue depth p50/min/max. `window`: only the last N ticks / inferences (the live status line)."""
+        queue depth p50/min/max. `window`: only the last N ticks / inferences (the live status line);
+        `elapsed`: seconds since the clock started (for the achieved rate)."""
         with self._lock:
             ticks = list(self.ticks)[-window:] if window else list(self.ticks)
             infs = [r for r in (list(self.inferences)[-window:] if window else self.inferences) if not r.get("error")]
             counts, sources = dict(self.counts), dict(self.sources)
         sent = [r["t"] + r["late"] for r in ticks if r["source"] != "none"]
         queue = [r["queue"] for r in ticks if r["queue"] is not None]
-        hz = self.achieved_hz()
+        hz = self.achieved_hz(elapsed)
         return {
             "fps": self.fps, "achieved_hz": None if hz is None else round(hz, 3), **counts, "sources": sources,
             "lateness_ms": _stats_ms(r["late"] for r in ticks),
@@ -101,7 +105,7 @@ class TimingRecord:
 
     def status_line(self, elapsed: float) -> str:
         """One line: rate, latency p50/p95, queue depth, misses."""
-        s = self.summary(window=max(10, int(self.fps * 2)))
+        s = self.summary(window=max(10, int(self.fps * 2)), elapsed=elapsed)
         lat = s["latency_ms"] or {"p50": float("nan"), "p95": float("nan")}
         hz = s["achieved_hz"] or 0.0
         q = "-" if s["queue"] is None else f"{s['queue']['min']}..{s['queue']['max']}"

@@ -12,7 +12,7 @@ import numpy as np
 from .backends import TARGET_BACKEND, get_backend
 from .bundle import Bundle
 from .errors import BundleError, ValidationError
-from .exporters.validate import compare
+from .accuracy import compare
 
 
 def selftest(bundle: str, backend: str | None = None, *, backend_options: Mapping[str, Any] | None = None,

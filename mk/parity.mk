@@ -17,7 +17,7 @@ PARITY_DEPS         := draccus einops huggingface-hub safetensors termcolor pack
 PARITY_CONSTRAINTS  ?= mk/parity-lerobot-$(PARITY_LEROBOT_VERSION).constraints.txt
 PARITY_CASES        ?= aloha,multicam_prenorm,ensemble,novae_quantiles,resnet50_dilation,env_only
 # all | small (all cases but aloha) | off: perturb every weight and check the chunk moves
-PARITY_SENSITIVITY  ?= all
+PARITY_SENSITIVITY  ?= off
 
 # -qq: errors only (a machine's pip config may warn about every local index it searches).
 # --no-warn-conflicts: lerobot is installed --no-deps on purpose; its pins (torch<2.11, draccus==0.10) are not met.

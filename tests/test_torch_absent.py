@@ -17,7 +17,9 @@ sys.modules["lerobot"] = None
 import numpy as np
 import lerobot_edge
 from lerobot_edge import runtime, backends, bundle, checkpoint, load_policy
-from lerobot_edge.kernels import normalize, sinusoid
+from lerobot_edge.kernels import normalize, sinusoid, schedulers
+from lerobot_edge.runtime import control
+from lerobot_edge import doctor, selftest, hub
 assert lerobot_edge.available_policies() == sorted(lerobot_edge.available_policies())
 policy = load_policy(sys.argv[1])
 a = policy.select_action({"observation.state": np.zeros(6, np.float32),

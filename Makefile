@@ -25,7 +25,7 @@ setup: $(VENV)/.stamp
 demo: setup
 	$(PY) scripts/demo.py $(DEMO_SOURCE)
 
-test: setup parity-ref py310-env
+test: setup parity-ref parity-ref-more py310-env
 	$(PY) -m pytest -q
 
 # the robot side on Python 3.10 (Jetson JetPack 6): numpy + onnxruntime, no torch
@@ -39,6 +39,10 @@ py310-env: .venv-py310/.stamp
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
+# LeRobot 0.6 parity (pi0, pi05): its own Python 3.12 venv (several GB, ~5 min the first time); not in `make test`
+parity: setup parity-ref parity-ref-more parity06
+	$(PY) -m pytest -q -m parity
+
 bench: setup
 	$(PY) -m pytest benchmarks -q --benchmark-only
 
@@ -46,3 +50,5 @@ clean:
 	rm -rf $(VENV) .venv-lerobot .venv-py310 .cache demo-out .pytest_cache
 
 -include mk/parity.mk
+-include mk/parity_more.mk
+-include mk/parity06.mk

@@ -45,7 +45,7 @@ def export(source: str | Path, output: str | Path, target: str = "onnx", *, poli
                          "ONNX Runtime rejects at 17)")
     unsupported = {k: v for k, v in dict(vlm=vlm,
                                          calibration=calibration).items() if v}
-    unsupported.update({k: v for k, v in dict(rtc_exact=rtc_exact, fuse_loop=fuse_loop).items() if v})
+    unsupported.update({k: v for k, v in dict(rtc_exact=rtc_exact).items() if v})
     if unsupported:
         raise ValueError(f"export options {sorted(unsupported)} are not supported for this checkpoint/target yet")
 
@@ -57,7 +57,7 @@ def export(source: str | Path, output: str | Path, target: str = "onnx", *, poli
     if ckpt.base_path is not None:
         say(f"merging the LoRA adapter into {ckpt.base_path}")
     say(f"building {ckpt.policy_type} modules and loading weights (strict)")
-    plan = build_plan(ckpt)
+    plan = build_plan(ckpt, fuse_loop=fuse_loop)  # a policy that takes no such option refuses it
     writer = BundleWriter(output, overwrite=overwrite)
     try:
         from .exporters.tokenizer import add_tokenizer
@@ -141,7 +141,7 @@ def _validate(plan, specs, bundle: Bundle, backend_name: str, options: dict, pre
     """Run every graph of `bundle` with `backend_name` against the plan's torch modules on seeded inputs.
     With a writer (export), the first trial's inputs and fp32 outputs are stored for `selftest`."""
     from .backends import get_backend
-    from .exporters.validate import compare
+    from .accuracy import compare
 
     backend = get_backend(backend_name)
     reports, rng = [], np.random.default_rng(VALIDATION_SEED)
@@ -155,6 +155,11 @@ def _validate(plan, specs, bundle: Bundle, backend_name: str, options: dict, pre
         session = backend().load(spec, bundle, options)
         actual = [session.run(x) for x in inputs]
         rep = compare(g.name, backend_name, expected, actual, spec.tolerance)
+        rep.seconds = time.perf_counter() - t0
+        reports.append(rep)
+    if getattr(plan, "end_to_end", None) is not None:  # e.g. a sampled chunk: every graph + the host loop
+        t0 = time.perf_counter()
+        rep = plan.end_to_end(bundle, backend_name, options, precision)
         rep.seconds = time.perf_counter() - t0
         reports.append(rep)
     passed = all(r.passed for r in reports)
@@ -179,7 +184,7 @@ def validate_bundle(bundle: str | Path, against: str | Path, *, backend: str | N
     name = backend or TARGET_BACKEND.get(b.manifest["target"], "onnxruntime")
     say(f"reading checkpoint {against}")
     ckpt = load_checkpoint(against, policy_type=policy_type or b.manifest["policy"]["type"], revision=revision)
-    plan = build_plan(ckpt)
+    plan = build_plan(ckpt, fuse_loop=bool(b.manifest["runtime"].get("fuse_loop")))  # as it was exported
     specs = [b.graphs[g.name] for g in plan.graphs]
     say(f"validating {len(specs)} graph(s) with {name} against PyTorch ({VALIDATION_TRIALS} seeded trials)")
     report = _validate(plan, specs, b, name, dict(backend_options or {}), b.manifest["precision"], False)

@@ -2,8 +2,9 @@
 
 For each case: build a DiffusionPolicy, redraw every weight (seeded, activations O(1)), save it with its
 processors, reload everything from disk, then run LeRobot's preprocessor -> select_action(noise=…) ->
-postprocessor over several chunks with injected initial noise (DDIM: no other randomness). Writes
-DIR/<case>/checkpoint/, DIR/<case>/reference.npz (obs.<i>.<key>, noise.<i>, actions, n_steps), meta.json.
+postprocessor over several chunks with injected initial noise (DDIM: no other randomness; DDPM's per-step
+noise is drawn by a monkeypatched randn_tensor and recorded, see StepNoiseTap). Writes DIR/<case>/checkpoint/,
+DIR/<case>/reference.npz (obs.<i>.<key>, noise.<i>, step_noise.<k>, actions, n_steps), meta.json.
 
 usage: python scripts/lerobot_reference_diffusion.py --out DIR
 """
@@ -39,7 +40,33 @@ CASES = {
                     diffusion_step_embed_dim=32, spatial_softmax_num_keypoints=8, horizon=8, n_obs_steps=2,
                     n_action_steps=4, use_film_scale_modulation=False, prediction_type="sample",
                     beta_schedule="linear", noise_scheduler_type="DDIM", num_inference_steps=8)),
+    # resize (antialiased downscale) + crop_ratio, 3 observation steps: the resize is a graph constant
+    "resize": dict(inputs=[("observation.images.top", "VISUAL", (3, 60, 80)), ("observation.state", "STATE", (4,))],
+                   action_dim=4, batch=1, n_steps=9, seed=13,
+                   config=dict(resize_shape=(48, 64), crop_ratio=0.875, crop_is_random=False, down_dims=(32, 64),
+                               kernel_size=5, n_groups=8, diffusion_step_embed_dim=32, spatial_softmax_num_keypoints=16,
+                               horizon=8, n_obs_steps=3, n_action_steps=4, clip_sample_range=1.5,
+                               noise_scheduler_type="DDIM", num_inference_steps=10)),
+    # DDPM, 100 steps: LeRobot's per-step noise is recorded (step_noise.<k>, in draw order) and fed to ours
+    "ddpm": dict(inputs=[("observation.image", "VISUAL", (3, 48, 48)), ("observation.state", "STATE", (2,))],
+                 action_dim=2, batch=2, n_steps=9, seed=14,
+                 config=dict(crop_shape=(40, 40), crop_is_random=False, down_dims=(32, 64), kernel_size=5, n_groups=8,
+                             diffusion_step_embed_dim=32, spatial_softmax_num_keypoints=16, horizon=8, n_obs_steps=2,
+                             n_action_steps=4, beta_schedule="linear", noise_scheduler_type="DDPM")),
 }
+
+
+class StepNoiseTap:
+    """Replaces diffusers' randn_tensor inside scheduling_ddpm (this script only): DDPM's per-step noise,
+    which LeRobot draws from torch's global RNG, comes from a seeded generator and is recorded in order."""
+
+    def __init__(self, g: torch.Generator):
+        self.g, self.draws = g, []
+
+    def __call__(self, shape, generator=None, device=None, dtype=None, layout=None):
+        x = torch.randn(tuple(shape), generator=self.g, dtype=torch.float32)
+        self.draws.append(x.numpy().copy())
+        return x
 
 
 @torch.no_grad()
@@ -91,12 +118,20 @@ def run_case(name: str, case: dict, out: Path) -> None:
     g = generator(seed, "noise")
     arrays = {"n_steps": np.array(case["n_steps"])}
     actions = []
-    with torch.no_grad():
-        for i, obs in enumerate(obs_steps):
-            noise = torch.randn((case["batch"], cfg.horizon, case["action_dim"]), generator=g)
-            actions.append(post(policy.select_action(pre(obs), noise=noise)).numpy())
-            arrays[f"noise.{i}"] = noise.numpy()
-            arrays.update({f"obs.{i}.{k}": v.numpy() for k, v in obs.items()})
+    import diffusers.schedulers.scheduling_ddpm as ddpm_module
+
+    tap, drawn_by_diffusers = StepNoiseTap(generator(seed, "step_noise")), ddpm_module.randn_tensor
+    ddpm_module.randn_tensor = tap
+    try:
+        with torch.no_grad():
+            for i, obs in enumerate(obs_steps):
+                noise = torch.randn((case["batch"], cfg.horizon, case["action_dim"]), generator=g)
+                actions.append(post(policy.select_action(pre(obs), noise=noise)).numpy())
+                arrays[f"noise.{i}"] = noise.numpy()
+                arrays.update({f"obs.{i}.{k}": v.numpy() for k, v in obs.items()})
+    finally:
+        ddpm_module.randn_tensor = drawn_by_diffusers
+    arrays.update({f"step_noise.{k}": d for k, d in enumerate(tap.draws)})
     arrays["actions"] = np.stack(actions)
     np.savez(out / name / "reference.npz", **arrays)
     meta = {"case": name, "lerobot_version": __import__("lerobot").__version__, "torch": torch.__version__,

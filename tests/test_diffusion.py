@@ -28,6 +28,19 @@ def tiny(tmp_path_factory):
     return ckpt, export(ckpt, root / "bundle")
 
 
+class _RecordedNoise:
+    """Stands in for the policy's numpy Generator: LeRobot's recorded DDPM per-step draws, in draw order."""
+
+    def __init__(self, draws: list[np.ndarray]):
+        self.draws, self.used = draws, 0
+
+    def standard_normal(self, shape, dtype=None) -> np.ndarray:
+        d = self.draws[self.used]
+        assert d.shape == tuple(shape), (d.shape, shape)
+        self.used += 1
+        return d
+
+
 def _obs(rng, batch=None):
     lead = () if batch is None else (batch,)
     return {"observation.state": rng.normal(size=(*lead, 3)).astype(np.float32),
@@ -46,11 +59,15 @@ def test_select_action_equals_lerobot(case, backend, tmp_path_factory):
     bundle = export(ckpt_dir, tmp_path_factory.mktemp(case) / "b", "openvino" if backend == "openvino" else "onnx")
     ref = np.load(DREF / case / "reference.npz")
     policy = load_policy(bundle)
+    policy.rng = recorded = _RecordedNoise([ref[f"step_noise.{k}"] for k in range(
+        sum(f.startswith("step_noise.") for f in ref.files))])
     actions = []
     for i in range(int(ref["n_steps"])):
         obs = {k[len(f"obs.{i}."):]: ref[k] for k in ref.files if k.startswith(f"obs.{i}.")}
         actions.append(policy.select_action(obs, noise=ref[f"noise.{i}"]))
-    err = float(np.abs((np.stack(actions) - ref["actions"]) / action_scale("MIN_MAX", ckpt.stats["action"])).max())
+    scale = action_scale(ckpt.norm_modes["action"], ckpt.stats.get("action", {}))
+    err = float(np.abs((np.stack(actions) - ref["actions"]) / scale).max())
+    assert recorded.used == len(recorded.draws)  # DDPM: every per-step draw LeRobot made, none more
     print(f"diffusion {case}/{backend}: select_action over {len(actions)} steps, max normalized error {err:.2e}")
     assert err <= 1e-4
 

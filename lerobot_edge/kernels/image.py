@@ -9,9 +9,9 @@ import numpy as np
 
 def _axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Source indices and weights along one axis (torch's area_pixel_compute_source_index, float32)."""
-    scale = np.float32(n_in) / np.float32(n_out)
-    src = np.maximum(scale * (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5),
-                     np.float32(0.0)).astype(np.float32)
+    scale = np.float32(n_in) / np.float32(n_out)                     # float, as torch's opmath_t
+    # torch evaluates scale * (dst + 0.5) - 0.5 in double (dst + 0.5 is a double) and rounds once to float
+    src = np.maximum(np.float64(scale) * (np.arange(n_out, dtype=np.float64) + 0.5) - 0.5, 0.0).astype(np.float32)
     i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
     i1 = i0 + (i0 < n_in - 1)
     l1 = np.clip(src - i0.astype(np.float32), 0, 1).astype(np.float32)

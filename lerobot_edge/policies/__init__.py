@@ -11,6 +11,9 @@ PLANS = {
     "act": "lerobot_edge.policies.act.plan",
     "diffusion": "lerobot_edge.policies.diffusion.plan",
     "pi0": "lerobot_edge.policies.pi0.plan",
+    "pi05": "lerobot_edge.policies.pi05.plan",
+    "sac": "lerobot_edge.policies.sac.plan",
+    "tdmpc": "lerobot_edge.policies.tdmpc.plan",
 }
 
 
@@ -19,9 +22,17 @@ def available_policies() -> list[str]:
     return sorted(PLANS)
 
 
-def build_plan(checkpoint):
-    """The ExportPlan of a checkpoint; an unknown policy type is a CheckpointError listing the known ones."""
+def build_plan(checkpoint, **options):
+    """The ExportPlan of a checkpoint; an unknown policy type is a CheckpointError listing the known ones.
+
+    `options`: export options some policies take (e.g. fuse_loop=True: Diffusion). Falsy ones are dropped; a
+    plan module lists the ones it accepts in EXPORT_OPTIONS, any other is a ValueError naming it."""
     ptype = checkpoint.policy_type
     if ptype not in PLANS:
         raise CheckpointError(f"policy type {ptype!r} is not supported; supported: {', '.join(available_policies())}")
-    return importlib.import_module(PLANS[ptype]).build_plan(checkpoint)
+    module = importlib.import_module(PLANS[ptype])
+    given = {k: v for k, v in options.items() if v}
+    refused = sorted(set(given) - set(getattr(module, "EXPORT_OPTIONS", ())))
+    if refused:
+        raise ValueError(f"export options {refused} are not supported for {ptype} checkpoints")
+    return module.build_plan(checkpoint, **given)

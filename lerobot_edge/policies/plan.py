@@ -42,3 +42,6 @@ class ExportPlan:
     legacy_stats: bool = False
     noise_shape: list | None = None
     extra: dict = field(default_factory=dict)
+    # optional check after the per-graph validation, for policies with a host loop (e.g. Diffusion's sampled
+    # chunk with shared noise): (bundle, backend name, backend options, precision) -> accuracy.GraphReport
+    end_to_end: Callable | None = None

@@ -12,13 +12,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import ObservationError
+from ..errors import BundleError, ObservationError
 from ..kernels import rtc as rtc_kernels
+from ..kernels.flow_time import flow_time_embedding
 from ..kernels.image import resize_with_pad
 from .observations import _vector
 from .policy import EdgePolicy
 from .queues import ActionQueue
-from .vla_inputs import Tokenizer, camera_images
+from .vla_inputs import Tokenizer, camera_images, pi05_prompts
 
 RTC_MODES = ("guided", "off")
 
@@ -57,6 +58,15 @@ class FlowMatchingEdgePolicy(EdgePolicy):
         self.tokenizer = Tokenizer(self.bundle.file(tok["file"]), int(tok["max_length"]), int(tok.get("pad_id", 0)),
                                    tok.get("padding_side", "right"))
         self.append_newline = bool(self.manifest["runtime"].get("append_newline", False))
+        self.state_in_prompt = bool(self.manifest["runtime"].get("state_in_prompt", False))
+        if self.state_in_prompt and self.state_key is None:
+            raise BundleError("malformed manifest: runtime.state_in_prompt without a state observation")
+        self.denoise_inputs = {i.name: i for i in self.bundle.graphs["denoise"].inputs}
+        if "time_emb" not in self.denoise_inputs:
+            raise BundleError(f"graph 'denoise' has no 'time_emb' input (inputs: {sorted(self.denoise_inputs)})")
+        self.time_dim = int(self.denoise_inputs["time_emb"].shape[1])
+        self.min_period = float(self.setting("min_period", (int, float)))
+        self.max_period = float(self.setting("max_period", (int, float)))
         self.queue = ActionQueue()
 
     def _configure_rtc(self, mode: str | None, options: Mapping[str, Any] | None) -> None:
@@ -103,7 +113,10 @@ class FlowMatchingEdgePolicy(EdgePolicy):
                 batched = batched or sb
                 state = self.normalizer.normalize(self.state_key, state)
                 out["state"] = np.pad(state, ((0, 0), (0, self.max_state_dim - state.shape[1])))
-            out["lang_tokens"], out["lang_mask"] = self.tokenizer(obs.get("task"), b, self.append_newline)
+            task = obs.get("task")
+            if self.state_in_prompt:  # pi05: the normalized state goes into the prompt, not into a graph
+                task = pi05_prompts(task, state)
+            out["lang_tokens"], out["lang_mask"] = self.tokenizer(task, b, self.append_newline)
         return out, batched
 
     # -- graphs ------------------------------------------------------------------------------------
@@ -162,9 +175,11 @@ class FlowMatchingEdgePolicy(EdgePolicy):
         x_t = noise
         for step in range(self.num_steps):
             time = 1.0 + step * dt
-            feed = {"x_t": x_t, "t": np.full((x_t.shape[0],), time, np.float32), "k_cache": k, "v_cache": v,
-                    "prefix_mask": prefix_mask}
-            if "state" in x:
+            with self._stage("sampler"):
+                t = np.full((x_t.shape[0],), time, np.float32)
+                time_emb = flow_time_embedding(t, self.time_dim, self.min_period, self.max_period)
+            feed = {"x_t": x_t, "time_emb": time_emb, "k_cache": k, "v_cache": v, "prefix_mask": prefix_mask}
+            if "state" in self.denoise_inputs:
                 feed["state"] = x["state"]
             v_t = self.run_graph("denoise", feed)["v_t"]
             with self._stage("sampler"):

@@ -16,7 +16,10 @@ from .policy import EdgePolicy
 # manifest runtime kind -> EdgePolicy subclass
 RUNTIMES = {"act": "lerobot_edge.runtime.act:ACTEdgePolicy",
             "diffusion": "lerobot_edge.runtime.diffusion:DiffusionEdgePolicy",
-            "flow": "lerobot_edge.runtime.flow:FlowMatchingEdgePolicy"}
+            "diffusion_fused": "lerobot_edge.runtime.diffusion_fused:FusedDiffusionEdgePolicy",
+            "flow": "lerobot_edge.runtime.flow:FlowMatchingEdgePolicy",
+            "sac": "lerobot_edge.runtime.sac:SACEdgePolicy",
+            "tdmpc": "lerobot_edge.runtime.tdmpc:TDMPCEdgePolicy"}
 
 
 def _runtime_class(kind: str) -> type[EdgePolicy]:

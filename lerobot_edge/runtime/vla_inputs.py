@@ -82,3 +82,16 @@ class Tokenizer:
             sl = slice(0, n) if self.side == "right" else slice(self.max_length - n, self.max_length)
             ids[i, sl], mask[i, sl] = toks, True
         return ids, mask
+
+
+def pi05_prompts(task: Any, state: np.ndarray) -> list[str]:
+    """LeRobot's Pi05PrepareStateTokenizerProcessorStep: the normalized state (B, S), unpadded, in 256 bins
+    over [-1, 1] written into "Task: …, State: …;\nAction: "."""
+    if task is None:
+        raise ObservationError("missing 'task': a VLA needs the task instruction (a string, or one per batch row)")
+    tasks = [task] * state.shape[0] if isinstance(task, str) else list(task)
+    if len(tasks) != state.shape[0] or not all(isinstance(t, str) for t in tasks):
+        raise ObservationError(f"task: expected a string or a list of {state.shape[0]} strings")
+    bins = np.digitize(state, bins=np.linspace(-1, 1, 256 + 1)[:-1]) - 1
+    return [f"Task: {t.strip().replace('_', ' ').replace(chr(10), ' ')}, State: {' '.join(map(str, b))};\nAction: "
+            for t, b in zip(tasks, bins)]

@@ -58,8 +58,12 @@ class DiffusionConfig:
         kw["image_shape"] = next(iter(shapes)) if shapes else ()
         kw["n_cameras"] = len(ckpt.image_keys)
         cfg = cls(**kw)
-        if cfg.resize_shape is not None and cfg.crop_ratio < 1.0 and cfg.crop_shape is None:
-            cfg.crop_shape = (int(cfg.resize_shape[0] * cfg.crop_ratio), int(cfg.resize_shape[1] * cfg.crop_ratio))
+        if cfg.resize_shape is not None:  # LeRobot's __post_init__: with a resize, crop_ratio alone sets the crop
+            r = cfg.crop_ratio
+            cfg.crop_shape = (int(cfg.resize_shape[0] * r), int(cfg.resize_shape[1] * r)) if r < 1.0 else None
+        fit = cfg.resize_shape or cfg.image_shape[1:]
+        if cfg.crop_shape is not None and fit and (cfg.crop_shape[0] > fit[0] or cfg.crop_shape[1] > fit[1]):
+            raise CheckpointError(f"Diffusion Policy crop_shape {cfg.crop_shape} does not fit the image {tuple(fit)}")
         if not cfg.n_cameras and not cfg.env_state_dim:
             raise CheckpointError("Diffusion Policy needs at least one camera or observation.environment_state")
         if cfg.n_action_steps > cfg.horizon - cfg.n_obs_steps + 1:

@@ -55,7 +55,8 @@ class RgbEncoder(nn.Module):
         c, h, w = cfg.image_shape
         if self.resize is not None:  # as two constant MatMuls: OpenVINO ignores an ONNX Resize's antialias
             self.register_buffer("resize_h", resize_matrix(h, self.resize[0]), persistent=False)      # (h', H)
-            self.register_buffer("resize_w", resize_matrix(w, self.resize[1]).T.contiguous(), persistent=False)  # (W, w')
+            self.register_buffer("resize_w", resize_matrix(w, self.resize[1]).T.contiguous(),  # (W, w')
+                                 persistent=False)
         with torch.no_grad():
             fmap = self.backbone(torch.zeros(1, c, *(self.crop or self.resize or (h, w))))
         self.pool = SpatialSoftmax(fmap.shape[1], fmap.shape[2], fmap.shape[3], cfg.spatial_softmax_num_keypoints)

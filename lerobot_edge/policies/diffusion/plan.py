@@ -12,9 +12,12 @@ from ...checkpoint import LEGACY_STAT_PREFIXES, Checkpoint
 from ..common.weights import load_strict
 from ..plan import ExportPlan, GraphPlan
 from .config import DiffusionConfig
+from .fused import fused_graph
 from .model import DenoiseGraph, DiffusionPolicyModule, EncoderGraph
+from .validate import chunk_check
 
 STATE, ENV = "observation.state", "observation.environment_state"
+EXPORT_OPTIONS = ("fuse_loop",)   # export() options this plan accepts (policies.build_plan checks)
 TOLERANCE_ENCODER = {"global_cond": {"atol": 1e-4, "min_cosine": 0.99999}}
 TOLERANCE_DENOISE = {"model_output": {"atol": 1e-4, "min_cosine": 0.99999}}
 
@@ -44,7 +47,8 @@ def _denoise_sampler(cfg: DiffusionConfig, specs: list[IOSpec]):
     return sample
 
 
-def build_plan(ckpt: Checkpoint) -> ExportPlan:
+def build_plan(ckpt: Checkpoint, fuse_loop: bool = False) -> ExportPlan:
+    """fuse_loop: export the DDIM loop unrolled into one graph (`denoise_loop`) instead of encoder + denoise."""
     cfg = DiffusionConfig.from_checkpoint(ckpt)
     policy = DiffusionPolicyModule(cfg)
     load_strict(policy, ckpt.load_weights(), unused_prefixes=LEGACY_STAT_PREFIXES, what=f"Diffusion {ckpt.path}")
@@ -64,14 +68,20 @@ def build_plan(ckpt: Checkpoint) -> ExportPlan:
     keys = [*obs, "action"]
     scheduler = {k: getattr(cfg, k) for k in ("num_train_timesteps", "beta_schedule", "beta_start", "beta_end",
                                               "prediction_type", "clip_sample", "clip_sample_range")}
+    runtime = {"kind": "diffusion", "n_obs_steps": s, "horizon": cfg.horizon, "n_action_steps": cfg.n_action_steps,
+               "action_dim": cfg.action_dim, "scheduler": {"kind": cfg.noise_scheduler_type, **scheduler},
+               "num_inference_steps": cfg.num_inference_steps or cfg.num_train_timesteps}
+    exported = graphs
+    if fuse_loop:  # one graph for the whole DDIM loop; the stepped graphs stay the validation reference
+        exported = [fused_graph(*graphs, runtime)]
+        runtime.update(kind="diffusion_fused", fuse_loop=True)  # api.validate_bundle rebuilds it so
     return ExportPlan(
         policy_type="diffusion",
         policy_config={k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
-        graphs=graphs, observations=obs, action={"key": "action", "shape": [cfg.action_dim]},
+        graphs=exported, observations=obs, action={"key": "action", "shape": [cfg.action_dim]},
         normalization={k: ckpt.norm_modes.get(k, "IDENTITY") for k in keys},
         stats={k: ckpt.stats[k] for k in keys if k in ckpt.stats},
-        runtime={"kind": "diffusion", "n_obs_steps": s, "horizon": cfg.horizon, "n_action_steps": cfg.n_action_steps,
-                 "action_dim": cfg.action_dim, "scheduler": {"kind": cfg.noise_scheduler_type, **scheduler},
-                 "num_inference_steps": cfg.num_inference_steps or cfg.num_train_timesteps},
+        runtime=runtime,
         legacy_stats=ckpt.legacy_stats, noise_shape=["batch", cfg.horizon, cfg.action_dim],
+        end_to_end=chunk_check(graphs),  # the sampled chunk with shared noise, engine vs PyTorch
     )

@@ -9,8 +9,6 @@ and the three graphs the runtime calls (`VisionGraph`, `PrefixGraph`, `DenoiseGr
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -66,14 +64,6 @@ class PI0Weights(nn.Module):
         self.model = core if core is not None else PI0Core(cfg)
 
 
-def sinusoidal_time(t: torch.Tensor, dim: int, min_period: float, max_period: float) -> torch.Tensor:
-    """t (B,) -> (B, dim) [sin | cos], computed in float64 as LeRobot does on CPU, returned as float32."""
-    fraction = torch.linspace(0.0, 1.0, dim // 2, dtype=torch.float64)
-    period = min_period * (max_period / min_period) ** fraction
-    arg = (1.0 / period * 2 * math.pi)[None, :] * t.to(torch.float64)[:, None]   # (B, dim/2)
-    return torch.cat([torch.sin(arg), torch.cos(arg)], dim=1).to(torch.float32)
-
-
 def additive(allowed: torch.Tensor) -> torch.Tensor:
     """bool (B, Q, K) -> additive float mask (B, 1, Q, K)."""
     return torch.where(allowed[:, None], 0.0, MASK_VALUE).to(torch.float32)
@@ -111,19 +101,18 @@ class PrefixGraph(nn.Module):
 
 
 class DenoiseGraph(nn.Module):
-    """x_t (B, T, Amax), t (B,), k/v_cache (depth, B, Hkv, P, D), prefix_mask (B, P), state (B, Smax)
-    -> v_t (B, T, Amax): one flow-matching velocity of the action expert (pi0 suffix: state token + actions)."""
+    """x_t (B, T, Amax), time_emb (B, W) (kernels.flow_time of t, computed on the host in float64),
+    k/v_cache (depth, B, Hkv, P, D), prefix_mask (B, P), state (B, Smax) -> v_t (B, T, Amax): one
+    flow-matching velocity of the action expert (pi0 suffix: state token + actions)."""
 
     def __init__(self, core: nn.Module, cfg: PI0Config):
         super().__init__()
         self.core = core
         self.cfg = cfg
 
-    def suffix(self, x_t, t, state):
+    def suffix(self, x_t, time_emb, state):
         """-> suffix embeddings (B, 1+T, W), block ids (1+T,) for the causal-by-block mask, adaRMS cond."""
         c = self.core
-        w = c.action_in_proj.out_features
-        time_emb = sinusoidal_time(t, w, self.cfg.min_period, self.cfg.max_period)    # (B, W)
         act = c.action_in_proj(x_t)                                                   # (B, T, W)
         fused = torch.cat([act, time_emb[:, None, :].expand_as(act)], dim=2)         # (B, T, 2W)
         act = c.action_time_mlp_out(F.silu(c.action_time_mlp_in(fused)))
@@ -131,8 +120,12 @@ class DenoiseGraph(nn.Module):
         blocks = torch.tensor([1] + [2] * x_t.shape[1])                               # state | actions
         return x, blocks, None
 
-    def forward(self, x_t, t, k_cache, v_cache, prefix_mask, state):
-        x, blocks, cond = self.suffix(x_t, t, state)
+    def forward(self, x_t, time_emb, k_cache, v_cache, prefix_mask, state):
+        x, blocks, cond = self.suffix(x_t, time_emb, state)
+        return self.velocity(x, blocks, cond, x_t.shape[1], k_cache, v_cache, prefix_mask)
+
+    def velocity(self, x, blocks, cond, chunk, k_cache, v_cache, prefix_mask):
+        """Suffix embeddings (B, S, W) through the expert over the cached prefix -> v_t (B, chunk, Amax)."""
         b, s, _ = x.shape
         pre = prefix_mask > 0.5                                                       # (B, P)
         own = (blocks[None, :] <= blocks[:, None])[None].expand(b, s, s)              # (B, S, S)
@@ -140,4 +133,4 @@ class DenoiseGraph(nn.Module):
         pos = pre.to(torch.int64).sum(dim=1, keepdim=True) + torch.arange(s)[None]    # (B, S)
         expert = self.core.paligemma_with_expert.gemma_expert.model
         h = expert.suffix(x, pos, additive(allowed), k_cache, v_cache, cond)
-        return self.core.action_out_proj(h[:, -x_t.shape[1]:])
+        return self.core.action_out_proj(h[:, -chunk:])

@@ -19,6 +19,7 @@ from ..common.weights import load_strict
 from ..plan import ExportPlan, GraphPlan
 from .config import PI0Config
 from .model import DenoiseGraph, PI0Core, PI0Weights, PrefixGraph, VisionGraph
+from .validate import chunk_check
 
 PG = "model.paligemma_with_expert.paligemma."
 EMBED = PG + "model.language_model.embed_tokens.weight"
@@ -71,7 +72,7 @@ def graph_specs(cfg, n_cams: int, prefix_len: int, with_state: bool):
                IOSpec("lang_tokens", ("batch", prefix_len - n_cams * v.num_patches), "int64"),
                IOSpec("lang_mask", ("batch", prefix_len - n_cams * v.num_patches))],
               [IOSpec("k_cache", kv), IOSpec("v_cache", kv)])
-    den_in = [IOSpec("x_t", ("batch", cfg.chunk_size, cfg.max_action_dim)), IOSpec("t", ("batch",)),
+    den_in = [IOSpec("x_t", ("batch", cfg.chunk_size, cfg.max_action_dim)), IOSpec("time_emb", ("batch", cfg.expert.width)),
               IOSpec("k_cache", kv), IOSpec("v_cache", kv), IOSpec("prefix_mask", ("batch", prefix_len))]
     if with_state:
         den_in.append(IOSpec("state", ("batch", cfg.max_state_dim)))
@@ -90,9 +91,7 @@ def sampler(inputs: list[IOSpec], vocab: int):
                 m = (rng.random(shape) < 0.7).astype(np.float32)
                 m[..., 0] = 1.0
                 out[i.name] = m
-            elif i.name == "t":
-                out[i.name] = rng.uniform(0.05, 1.0, shape).astype(np.float32)
-            elif i.name == "image":
+            elif i.name in ("image", "time_emb"):  # pixels in [-1, 1]; sin/cos values
                 out[i.name] = rng.uniform(-1, 1, shape).astype(np.float32)
             else:
                 out[i.name] = rng.standard_normal(shape).astype(np.float32)
@@ -118,7 +117,8 @@ def flow_plan(ckpt: Checkpoint, cfg, core, model: str, denoise, with_state: bool
     rtc = dict(cfg.rtc_config or {})
     runtime = {"kind": "flow", "model": model, "chunk_size": cfg.chunk_size, "n_action_steps": cfg.n_action_steps,
                "num_inference_steps": cfg.num_inference_steps, "max_state_dim": cfg.max_state_dim,
-               "max_action_dim": cfg.max_action_dim, "image_size": cfg.vision.image_size, "padding": "center",
+               "max_action_dim": cfg.max_action_dim, "min_period": cfg.min_period,
+               "max_period": cfg.max_period, "image_size": cfg.vision.image_size, "padding": "center",
                "tokenizer": {"file": "tokenizer.json", "source": tok["name"], "max_length": tok["max_length"],
                              "padding_side": tok["padding_side"]},
                "rtc": {"enabled": bool(rtc.get("enabled", False)),
@@ -132,7 +132,7 @@ def flow_plan(ckpt: Checkpoint, cfg, core, model: str, denoise, with_state: bool
                       normalization={k: ckpt.norm_modes.get(k, "IDENTITY") for k in keys},
                       stats={k: ckpt.stats[k] for k in keys if k in ckpt.stats}, runtime=runtime,
                       noise_shape=["batch", cfg.chunk_size, cfg.max_action_dim],
-                      extra={"tokenizer": tok["name"]})
+                      extra={"tokenizer": tok["name"]}, end_to_end=chunk_check(graphs))
 
 
 def build_plan(ckpt: Checkpoint) -> ExportPlan:

@@ -1,0 +1,71 @@
+"""SAC checkpoints in LeRobot 0.4's on-disk layout, written without LeRobot (critic keys included)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from lerobot_layout import _save, random_stats, random_weights, write_processors
+
+SAC_TINY = dict(latent_dim=16, image_encoder_hidden_dim=8, image_embedding_pooling_dim=4,
+                actor_network_kwargs={"hidden_dims": [32, 32], "activate_final": True},
+                critic_network_kwargs={"hidden_dims": [32, 32], "activate_final": True, "final_activation": None},
+                discrete_critic_network_kwargs={"hidden_dims": [32, 32], "activate_final": True,
+                                                "final_activation": None},
+                policy_kwargs={"use_tanh_squash": True, "std_min": 1e-5, "std_max": 10.0, "init_final": 0.05},
+                shared_encoder=True, num_discrete_actions=None, vision_encoder_name=None, num_critics=2)
+
+
+def _critic_shapes(prefix: str, in_dim: int, hidden: list[int], out: int) -> dict[str, tuple]:
+    """A LeRobot SAC critic MLP (`net.net.{0,1,3,4}` + `output_layer`)."""
+    shapes, i = {}, 0
+    for h in hidden:
+        shapes[f"{prefix}.net.net.{i}.weight"], shapes[f"{prefix}.net.net.{i}.bias"] = (h, in_dim), (h,)
+        shapes[f"{prefix}.net.net.{i + 1}.weight"], shapes[f"{prefix}.net.net.{i + 1}.bias"] = (h,), (h,)
+        in_dim, i = h, i + 3
+    shapes[f"{prefix}.output_layer.weight"], shapes[f"{prefix}.output_layer.bias"] = (out, in_dim), (out,)
+    return shapes
+
+
+def write_sac_checkpoint(d: Path, *, cameras: dict[str, tuple] | None = None, state_dim: int = 5,
+                         action_dim: int = 3, seed: int = 0, **config) -> Path:
+    """A 0.4 `sac` checkpoint: actor, critic ensemble + target, discrete critic (+ target) and log_alpha."""
+    from lerobot_edge.policies.sac.config import MLPConfig, SACConfig
+    from lerobot_edge.policies.sac.model import SACActorModule
+
+    d = Path(d)
+    d.mkdir(parents=True, exist_ok=True)
+    cameras = {} if cameras is None else cameras
+    inputs = {"observation.state": {"type": "STATE", "shape": [state_dim]}} if state_dim else {}
+    inputs.update({k: {"type": "VISUAL", "shape": list(s)} for k, s in cameras.items()})
+    outputs = {"action": {"type": "ACTION", "shape": [action_dim]}}
+    norm_map = {"VISUAL": "MEAN_STD", "STATE": "MIN_MAX", "ENV": "MIN_MAX", "ACTION": "MIN_MAX"}
+    cfg = {**SAC_TINY, **config}
+    body = {"type": "sac", "n_obs_steps": 1, "input_features": inputs, "output_features": outputs,
+            "device": "cpu", "normalization_mapping": norm_map, **cfg}
+    (d / "config.json").write_text(json.dumps(body, indent=4))
+    ours = SACConfig(state_dim=state_dim, action_dim=action_dim, image_keys=tuple(cameras),
+                     image_shapes=tuple(tuple(s) for s in cameras.values()), latent_dim=cfg["latent_dim"],
+                     image_encoder_hidden_dim=cfg["image_encoder_hidden_dim"],
+                     image_embedding_pooling_dim=cfg["image_embedding_pooling_dim"],
+                     shared_encoder=cfg["shared_encoder"], num_discrete_actions=cfg["num_discrete_actions"],
+                     actor=MLPConfig.from_dict(cfg["actor_network_kwargs"]),
+                     discrete_critic=MLPConfig.from_dict(cfg["discrete_critic_network_kwargs"]))
+    module = SACActorModule(ours)
+    shapes = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    z = module.actor.network.net[0].in_features
+    hidden = list(cfg["critic_network_kwargs"]["hidden_dims"])
+    for i in range(cfg["num_critics"]):
+        for p in ("critic_ensemble", "critic_target"):
+            shapes.update(_critic_shapes(f"{p}.critics.{i}", z + action_dim, hidden, 1))
+    if ours.num_discrete_actions is not None:
+        shapes.update(_critic_shapes("discrete_critic_target", z, hidden, ours.num_discrete_actions))
+    weights = random_weights(shapes, seed)
+    for k in [k for k in weights if k.endswith("spatial_embeddings") or ".kernel" in k]:
+        weights[k] = np.random.default_rng(seed).normal(0, 0.3, shapes[k]).astype(np.float32)
+    weights["log_alpha"] = np.zeros((1,), np.float32)
+    stats = random_stats({**inputs, **outputs}, seed)
+    write_processors(d, inputs, outputs, norm_map, stats, step_index=3)
+    _save(d / "model.safetensors", weights)
+    return d

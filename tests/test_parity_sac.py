@@ -1,0 +1,72 @@
+"""SAC parity against LeRobot 0.4.4 (references from `make parity-ref-more`; skipped with a reason when absent).
+
+Networks (mean, std, discrete Q) on the same observations <= 1e-4 in normalized units; select_action equal in
+the deterministic mode (tanh(mean)) and, with LeRobot's own rsample draws tapped and injected here, in the
+stochastic mode.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lerobot_edge import export, load_policy
+from lerobot_edge.checkpoint import load_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+CASES = ("sac_state", "sac_image_gripper", "sac_unshared")
+
+
+def more_reference_dir() -> Path | None:
+    env = os.environ.get("LEROBOT_EDGE_REFERENCE_MORE_DIR")
+    if env:
+        return Path(env)
+    current = REPO / ".cache" / "reference" / "more-current"
+    if current.is_file():
+        p = Path(current.read_text().strip())
+        return p if p.is_absolute() else REPO / p
+    return None
+
+
+def _case_dir(name: str) -> Path:
+    root = more_reference_dir()
+    d = root / "sac" / name if root else None
+    if d is None or not (d / "reference.npz").is_file():
+        pytest.skip("no LeRobot SAC reference: run `make parity-ref-more` (needs the LeRobot 0.4.4 venv)")
+    return d
+
+
+def _scale(ckpt) -> np.ndarray:
+    """Per-dimension action scale for normalized-unit errors (std for MEAN_STD, half range for MIN_MAX)."""
+    st, mode = ckpt.stats["action"], ckpt.norm_modes["action"]
+    return np.asarray(st["std"] if mode == "MEAN_STD" else (st["max"] - st["min"]) / 2 if mode == "MIN_MAX" else 1.0)
+
+
+@pytest.fixture(scope="module", params=CASES)
+def case(request, tmp_path_factory):
+    d = _case_dir(request.param)
+    bundle = export(d / "checkpoint", tmp_path_factory.mktemp("sacpar") / request.param)
+    return d, load_checkpoint(d / "checkpoint"), bundle, dict(np.load(d / "reference.npz"))
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_sac_matches_lerobot(case, backend):
+    d, ckpt, bundle, ref = case
+    pytest.importorskip(backend)
+    policy = load_policy(bundle, backend)
+    obs = {k[len("obs."):]: v for k, v in ref.items() if k.startswith("obs.")}
+    feed, _ = policy.preprocess(obs)
+    out = policy.sessions["sac_actor"].run(feed)
+    assert np.abs(out["mean"] - ref["mean"]).max() <= 1e-4
+    assert np.abs(out["std"] - ref["std"]).max() <= 1e-4
+    A, scale = ref["mean"].shape[1], _scale(ckpt)
+    det = policy.select_action(obs)
+    assert np.abs((det[:, :A] - ref["action_mean"]) / scale).max() <= 1e-4
+    sampled = policy.select_action(obs, noise=ref["noise"])
+    assert np.abs((sampled[:, :A] - ref["action_sampled"]) / scale).max() <= 1e-4
+    if "discrete_q" in ref:
+        assert np.abs(out["discrete_q"] - ref["discrete_q"]).max() <= 1e-4
+        np.testing.assert_array_equal(det[:, A], ref["discrete_action"])

@@ -57,6 +57,14 @@ def test_fused_step_count_is_fixed(bundles):
     assert load_policy(fused, num_inference_steps=5) is not None
 
 
+def test_validate_bundle_rebuilds_the_fused_plan(bundles):
+    from lerobot_edge.api import validate_bundle
+
+    ckpt, _, fused = bundles
+    report = validate_bundle(fused, ckpt)
+    assert report["passed"] and sorted(report["graphs"]) == ["denoise_loop", "sampled_chunk"]
+
+
 def test_fuse_loop_refused_where_it_cannot_apply(tmp_path, act_tiny_checkpoint):
     ddpm = write_diffusion_checkpoint(tmp_path / "ddpm", noise_scheduler_type="DDPM", num_inference_steps=None)
     with pytest.raises(ValueError, match="fuse_loop unrolls DDIM"):

@@ -24,6 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("--rename-map", type=json.loads, help='JSON map of observation keys, e.g. \'{"a": "b"}\'')
     p.add_argument("--tokenizer", help="tokenizer.json file, directory or Hub id for VLA bundles (pi0/pi05: the "
                                        "PaliGemma tokenizer is gated on the Hub, so pass a local copy)")
+    p.add_argument("--fuse-loop", action="store_true", help="Diffusion (DDIM): unroll the whole sampling loop "
+                                                              "into one graph")
     p.add_argument("--base", help="base policy of a PEFT/LoRA checkpoint (default: adapter_config.json's)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     p.add_argument("--quiet", "-q", action="store_true")
@@ -36,7 +38,7 @@ def run(args, steps) -> int:
     path = export(args.source, args.output, args.target, policy_type=args.policy_type, revision=args.revision,
                   precision=args.precision, opset=args.opset, validate=not args.no_validate,
                   accept_accuracy=args.accept_accuracy, calibration=args.calibration, rename_map=args.rename_map,
-                  base=args.base, tokenizer=args.tokenizer,
+                  base=args.base, tokenizer=args.tokenizer, fuse_loop=args.fuse_loop,
                   overwrite=args.overwrite, progress=steps)
     steps.done()
     print(path)

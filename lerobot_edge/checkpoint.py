@@ -67,6 +67,11 @@ class Checkpoint:
     def action_feature(self) -> Feature:
         return self.output_features["action"]
 
+    def dim(self, key: str) -> int:
+        """Size of a 1-D input feature (observation.state, observation.environment_state); 0 when absent."""
+        f = self.input_features.get(key)
+        return f.shape[0] if f else 0
+
     def feature(self, key: str) -> Feature:
         return self.input_features.get(key) or self.output_features[key]
 

@@ -67,7 +67,7 @@ def patch_lerobot(tokenizer_dir: Path) -> None:
 
 
 def build_policy(kind: str):
-    from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
+    from lerobot.configs.types import FeatureType, PolicyFeature
 
     if kind == "pi0":
         from lerobot.policies.pi0.configuration_pi0 import PI0Config as Config

@@ -15,6 +15,15 @@ from torch import nn
 from ..bundle import IOSpec
 
 
+def normal_sampler(specs: list[IOSpec]) -> Callable[[np.random.Generator, int], dict[str, np.ndarray]]:
+    """Seeded, non-trivial N(0, 1) inputs for graph inputs `specs` (named axes take the batch size): the
+    validation inputs of normalized observations (images ~ N(0, 1) like ImageNet-normalized pixels)."""
+    def sample(rng: np.random.Generator, batch: int) -> dict[str, np.ndarray]:
+        return {s.name: rng.standard_normal([batch if isinstance(d, str) else d for d in s.shape]).astype(np.float32)
+                for s in specs}
+    return sample
+
+
 @dataclass
 class GraphPlan:
     """One graph to export. `inputs`/`outputs` give names and shapes ('batch' marks the dynamic axis)."""

@@ -62,12 +62,8 @@ class ACTEdgePolicy(EdgePolicy):
                 action = self.ensembler.update(normalized)
             action = self.postprocess(action)
         else:
-            if len(self.queue) == 0:
-                chunk = self.postprocess(self._normalized_chunk(feed)[:, : self.n_action_steps])
-                with self._stage("sampler"):
-                    self.queue.extend_chunk(chunk, self.n_action_steps)
-            with self._stage("sampler"):
-                action = self.queue.pop()
+            action = self.queued_action(
+                lambda: self.postprocess(self._normalized_chunk(feed)[:, : self.n_action_steps]))
         self._end_call(t0)
         return action if batched else action[0]
 

@@ -96,11 +96,6 @@ class DiffusionEdgePolicy(EdgePolicy):
         feed, batched = self.preprocess(obs)
         noise_arr = None if noise is None else self._noise(noise, next(iter(feed.values())).shape[0])
         self._push(feed)
-        if len(self.queue) == 0:
-            chunk = self.postprocess(self._sample(noise_arr))
-            with self._stage("sampler"):
-                self.queue.extend_chunk(chunk, self.n_action_steps)
-        with self._stage("sampler"):
-            action = self.queue.pop()
+        action = self.queued_action(lambda: self.postprocess(self._sample(noise_arr)))
         self._end_call(t0)
         return action if batched else action[0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -116,6 +116,16 @@ class EdgePolicy(ABC):
         self.graph_calls[name] = self.graph_calls.get(name, 0) + 1
         with self._stage(name):
             return self.sessions[name].run(feed, keep=keep)
+
+    def queued_action(self, make_chunk: Callable[[], np.ndarray]) -> np.ndarray:
+        """The next action (B, A) of the queue; when it is empty, refill it with the first n_action_steps of
+        `make_chunk()` (B, T, A), as LeRobot's queue-based select_action does."""
+        if len(self.queue) == 0:
+            chunk = make_chunk()
+            with self._stage("sampler"):
+                self.queue.extend_chunk(chunk, self.n_action_steps)
+        with self._stage("sampler"):
+            return self.queue.pop()
 
     def postprocess(self, normalized: np.ndarray) -> np.ndarray:
         """Normalized actions (…, A) -> robot units; refuses non-finite engine output."""

@@ -35,9 +35,8 @@ class ACTConfig:
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in ckpt.config.items() if k in names}
         feats = ckpt.input_features
-        kw["state_dim"] = feats["observation.state"].shape[0] if "observation.state" in feats else 0
-        env = feats.get("observation.environment_state")
-        kw["env_state_dim"] = env.shape[0] if env else 0
+        kw["state_dim"] = ckpt.dim("observation.state")
+        kw["env_state_dim"] = ckpt.dim("observation.environment_state")
         kw["action_dim"] = ckpt.action_feature.shape[0]
         kw["image_shapes"] = tuple(feats[k].shape for k in ckpt.image_keys)
         cfg = cls(**kw)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-import numpy as np
 
 from ...bundle import IOSpec
 from ...checkpoint import LEGACY_STAT_PREFIXES, Checkpoint
 from ..common.weights import load_strict
-from ..plan import ExportPlan, GraphPlan
+from ..plan import ExportPlan, GraphPlan, normal_sampler
 from .config import ACTConfig
 from .model import ACTPolicyModule
 
@@ -29,14 +28,6 @@ def _observations(ckpt: Checkpoint, cfg: ACTConfig) -> dict[str, dict]:
     return obs
 
 
-def _sampler(observations: dict[str, dict]):
-    """Seeded, non-trivial normalized inputs: images ~ N(0,1) like ImageNet-normalized pixels."""
-    def sample(rng: np.random.Generator, batch: int) -> dict[str, np.ndarray]:
-        return {o["graph_input"]: rng.standard_normal((batch, *o["shape"])).astype(np.float32)
-                for o in observations.values()}
-    return sample
-
-
 def build_plan(ckpt: Checkpoint) -> ExportPlan:
     cfg = ACTConfig.from_checkpoint(ckpt)
     module = ACTPolicyModule(cfg)
@@ -45,7 +36,7 @@ def build_plan(ckpt: Checkpoint) -> ExportPlan:
     obs = _observations(ckpt, cfg)
     inputs = [IOSpec(o["graph_input"], ("batch", *o["shape"])) for o in obs.values()]
     outputs = [IOSpec("action", ("batch", cfg.chunk_size, cfg.action_dim))]
-    graph = GraphPlan("act", module, inputs, outputs, TOLERANCE, _sampler(obs))
+    graph = GraphPlan("act", module, inputs, outputs, TOLERANCE, normal_sampler(inputs))
     keys = [*obs, "action"]
     return ExportPlan(
         policy_type="act",

@@ -48,9 +48,8 @@ class DiffusionConfig:
         feats = ckpt.input_features
         if "observation.state" not in feats:
             raise CheckpointError("Diffusion Policy needs observation.state (LeRobot builds its conditioning from it)")
-        kw["state_dim"] = feats["observation.state"].shape[0]
-        env = feats.get("observation.environment_state")
-        kw["env_state_dim"] = env.shape[0] if env else 0
+        kw["state_dim"] = ckpt.dim("observation.state")
+        kw["env_state_dim"] = ckpt.dim("observation.environment_state")
         kw["action_dim"] = ckpt.action_feature.shape[0]
         shapes = {feats[k].shape for k in ckpt.image_keys}
         if len(shapes) > 1:

@@ -10,7 +10,7 @@ import numpy as np
 from ...bundle import IOSpec
 from ...checkpoint import LEGACY_STAT_PREFIXES, Checkpoint
 from ..common.weights import load_strict
-from ..plan import ExportPlan, GraphPlan
+from ..plan import ExportPlan, GraphPlan, normal_sampler
 from .config import DiffusionConfig
 from .fused import fused_graph
 from .model import DenoiseGraph, DiffusionPolicyModule, EncoderGraph
@@ -31,15 +31,8 @@ def _observations(ckpt: Checkpoint, cfg: DiffusionConfig) -> dict[str, dict]:
     return obs
 
 
-def _normal_sampler(specs: list[IOSpec]):
-    def sample(rng: np.random.Generator, batch: int) -> dict[str, np.ndarray]:
-        return {s.name: rng.standard_normal([batch if isinstance(d, str) else d for d in s.shape]).astype(np.float32)
-                for s in specs}
-    return sample
-
-
 def _denoise_sampler(cfg: DiffusionConfig, specs: list[IOSpec]):
-    normal = _normal_sampler(specs)
+    normal = normal_sampler(specs)
     def sample(rng: np.random.Generator, batch: int) -> dict[str, np.ndarray]:
         x = normal(rng, batch)
         x["timestep"] = rng.integers(0, cfg.num_train_timesteps, batch).astype(np.float32)
@@ -61,7 +54,7 @@ def build_plan(ckpt: Checkpoint, fuse_loop: bool = False) -> ExportPlan:
               IOSpec("global_cond", ("batch", g))]
     graphs = [
         GraphPlan("encoder", EncoderGraph(policy), enc_in, [IOSpec("global_cond", ("batch", g))], TOLERANCE_ENCODER,
-                  _normal_sampler(enc_in)),
+                  normal_sampler(enc_in)),
         GraphPlan("denoise", DenoiseGraph(policy), den_in, [IOSpec("model_output", den_in[0].shape)],
                   TOLERANCE_DENOISE, _denoise_sampler(cfg, den_in)),
     ]

@@ -77,8 +77,7 @@ class PI0Config:
     def from_checkpoint(cls, ckpt: Checkpoint) -> "PI0Config":
         names = {f.name for f in fields(cls)} - {"state_dim", "action_dim", "image_keys"}
         kw = {k: v for k, v in ckpt.config.items() if k in names and v is not None}
-        feats = ckpt.input_features
-        kw["state_dim"] = feats["observation.state"].shape[0] if "observation.state" in feats else 0
+        kw["state_dim"] = ckpt.dim("observation.state")
         kw["action_dim"] = ckpt.action_feature.shape[0]
         kw["image_keys"] = tuple(ckpt.image_keys)
         kw["image_resolution"] = tuple(kw.get("image_resolution", (224, 224)))

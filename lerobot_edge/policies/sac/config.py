@@ -53,10 +53,9 @@ class SACConfig:
             raise CheckpointError("SAC fixed_std is not supported")
         feats = ckpt.input_features
         pol = c.get("policy_kwargs") or {}
-        env = feats.get(ENV)
         cfg = cls(
-            state_dim=feats[STATE].shape[0] if STATE in feats else 0,
-            env_state_dim=env.shape[0] if env else 0,
+            state_dim=ckpt.dim(STATE),
+            env_state_dim=ckpt.dim(ENV),
             action_dim=ckpt.action_feature.shape[0],
             image_keys=tuple(ckpt.image_keys),
             image_shapes=tuple(tuple(feats[k].shape) for k in ckpt.image_keys),

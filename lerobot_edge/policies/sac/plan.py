@@ -12,7 +12,7 @@ import numpy as np
 from ...bundle import IOSpec
 from ...checkpoint import LEGACY_STAT_PREFIXES, Checkpoint
 from ..common.weights import load_strict
-from ..plan import ExportPlan, GraphPlan
+from ..plan import ExportPlan, GraphPlan, normal_sampler
 from .config import SACConfig
 from .model import SACActorModule
 
@@ -51,14 +51,6 @@ def _observations(cfg: SACConfig, names: list[str], ckpt: Checkpoint) -> dict[st
             for k in names}
 
 
-def _sampler(observations: dict[str, dict]):
-    """Seeded, non-trivial normalized inputs ~ N(0, 1)."""
-    def sample(rng: np.random.Generator, batch: int) -> dict[str, np.ndarray]:
-        return {o["graph_input"]: rng.standard_normal((batch, *o["shape"])).astype(np.float32)
-                for o in observations.values()}
-    return sample
-
-
 def build_plan(ckpt: Checkpoint) -> ExportPlan:
     cfg = SACConfig.from_checkpoint(ckpt)
     module = SACActorModule(cfg)
@@ -71,7 +63,7 @@ def build_plan(ckpt: Checkpoint) -> ExportPlan:
     if cfg.num_discrete_actions is not None:
         outputs.append(IOSpec("discrete_q", ("batch", cfg.num_discrete_actions)))
     tol = {o.name: TOLERANCE[o.name] for o in outputs}
-    graph = GraphPlan("sac_actor", module, inputs, outputs, tol, _sampler(obs))
+    graph = GraphPlan("sac_actor", module, inputs, outputs, tol, normal_sampler(inputs))
     keys = [*obs, "action"]
     pc = asdict(cfg)
     return ExportPlan(

@@ -40,9 +40,8 @@ class TDMPCConfig:
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in ckpt.config.items() if k in names}
         feats = ckpt.input_features
-        kw["state_dim"] = feats["observation.state"].shape[0] if "observation.state" in feats else 0
-        env = feats.get("observation.environment_state")
-        kw["env_state_dim"] = env.shape[0] if env else 0
+        kw["state_dim"] = ckpt.dim("observation.state")
+        kw["env_state_dim"] = ckpt.dim("observation.environment_state")
         kw["action_dim"] = ckpt.action_feature.shape[0]
         if ckpt.image_keys:
             kw["image_key"] = ckpt.image_keys[0]

@@ -43,8 +43,7 @@ def export(source: str | Path, output: str | Path, target: str = "onnx", *, poli
     if opset < 18:
         raise ValueError(f"--opset {opset}: lerobot-edge needs opset >= 18 (the dynamo exporter writes files "
                          "ONNX Runtime rejects at 17)")
-    unsupported = {k: v for k, v in dict(vlm=vlm,
-                                         calibration=calibration).items() if v}
+    unsupported = {k: v for k, v in dict(calibration=calibration).items() if v}
     unsupported.update({k: v for k, v in dict(rtc_exact=rtc_exact).items() if v})
     if unsupported:
         raise ValueError(f"export options {sorted(unsupported)} are not supported for this checkpoint/target yet")
@@ -57,7 +56,7 @@ def export(source: str | Path, output: str | Path, target: str = "onnx", *, poli
     if ckpt.base_path is not None:
         say(f"merging the LoRA adapter into {ckpt.base_path}")
     say(f"building {ckpt.policy_type} modules and loading weights (strict)")
-    plan = build_plan(ckpt, fuse_loop=fuse_loop)  # a policy that takes no such option refuses it
+    plan = build_plan(ckpt, fuse_loop=fuse_loop, vlm=vlm)  # a policy that takes no such option refuses it
     writer = BundleWriter(output, overwrite=overwrite)
     try:
         from .exporters.tokenizer import add_tokenizer
@@ -184,7 +183,8 @@ def validate_bundle(bundle: str | Path, against: str | Path, *, backend: str | N
     name = backend or TARGET_BACKEND.get(b.manifest["target"], "onnxruntime")
     say(f"reading checkpoint {against}")
     ckpt = load_checkpoint(against, policy_type=policy_type or b.manifest["policy"]["type"], revision=revision)
-    plan = build_plan(ckpt, fuse_loop=bool(b.manifest["runtime"].get("fuse_loop")))  # as it was exported
+    plan = build_plan(ckpt, fuse_loop=bool(b.manifest["runtime"].get("fuse_loop")),  # as it was exported
+                      vlm=b.manifest["policy"]["config"].get("vlm_source"))
     specs = [b.graphs[g.name] for g in plan.graphs]
     say(f"validating {len(specs)} graph(s) with {name} against PyTorch ({VALIDATION_TRIALS} seeded trials)")
     report = _validate(plan, specs, b, name, dict(backend_options or {}), b.manifest["precision"], False)

@@ -21,6 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--accept-accuracy", action="store_true", help="write and accept a bundle below tolerance")
     p.add_argument("--calibration", help="observations (.npz or dataset dir) for int8 calibration")
     p.add_argument("--rename-map", type=json.loads, help='JSON map of observation keys, e.g. \'{"a": "b"}\'')
+    p.add_argument("--vlm", help="SmolVLA: directory (config.json, tokenizer files) or Hub id of the VLM its "
+                                 "vlm_model_name names, when that cannot be reached")
     p.add_argument("--tokenizer", help="tokenizer.json file, directory or Hub id for VLA bundles (pi0/pi05: the "
                                        "PaliGemma tokenizer is gated on the Hub, so pass a local copy)")
     p.add_argument("--fuse-loop", action="store_true", help="Diffusion (DDIM): unroll the whole sampling loop "
@@ -37,7 +39,7 @@ def run(args, steps) -> int:
     path = export(args.source, args.output, args.target, policy_type=args.policy_type, revision=args.revision,
                   precision=args.precision, opset=args.opset, validate=not args.no_validate,
                   accept_accuracy=args.accept_accuracy, calibration=args.calibration, rename_map=args.rename_map,
-                  base=args.base, tokenizer=args.tokenizer, fuse_loop=args.fuse_loop,
+                  base=args.base, tokenizer=args.tokenizer, vlm=args.vlm, fuse_loop=args.fuse_loop,
                   overwrite=args.overwrite, progress=steps)
     steps.done()
     print(path)

@@ -13,6 +13,7 @@ PLANS = {
     "pi0": "lerobot_edge.policies.pi0.plan",
     "pi05": "lerobot_edge.policies.pi05.plan",
     "sac": "lerobot_edge.policies.sac.plan",
+    "smolvla": "lerobot_edge.policies.smolvla.plan",
     "tdmpc": "lerobot_edge.policies.tdmpc.plan",
 }
 

@@ -1,4 +1,4 @@
-"""Flow-matching VLAs on the robot (pi0, pi05; SmolVLA reuses it): host preprocessing, the prefix once per
+"""Flow-matching VLAs on the robot (pi0, pi05, SmolVLA): host preprocessing, the prefix once per
 chunk with its KV cache kept on the backend, N Euler steps of the denoise graph, RTC guidance in numpy.
 
 Graphs: `vision` (one camera per call) -> `prefix` (-> k_cache, v_cache, kept as device handles) ->
@@ -35,6 +35,13 @@ class FlowMatchingEdgePolicy(EdgePolicy):
         self.max_action_dim = self.setting("max_action_dim", int)
         self.max_state_dim = self.setting("max_state_dim", int, 0)
         self.image_size = self.setting("image_size", int)
+        rt = self.manifest["runtime"]
+        padding = rt.get("padding", "center")  # openpi centres the resized image; SmolVLA pads top and left
+        if padding not in ("center", "top_left"):
+            raise BundleError(f"malformed manifest: runtime.padding {padding!r}; expected 'center' or 'top_left'")
+        self.center, self.clamp = padding == "center", bool(rt.get("clamp", True))
+        # SmolVLA: the normalized state is the prefix's last token (a prefix graph input and one mask column)
+        self.state_token = bool(rt.get("state_token", False))
         self.n_action_steps = int(overrides.pop("n_action_steps", None) or self.setting("n_action_steps", int))
         if not 1 <= self.n_action_steps <= self.chunk_size:
             raise ValueError(f"n_action_steps={self.n_action_steps}: expected 1..chunk_size ({self.chunk_size})")
@@ -59,6 +66,8 @@ class FlowMatchingEdgePolicy(EdgePolicy):
                                    tok.get("padding_side", "right"))
         self.append_newline = bool(self.manifest["runtime"].get("append_newline", False))
         self.state_in_prompt = bool(self.manifest["runtime"].get("state_in_prompt", False))
+        if self.state_token and self.state_key is None:
+            raise BundleError("malformed manifest: runtime.state_token without a state observation")
         if self.state_in_prompt and self.state_key is None:
             raise BundleError("malformed manifest: runtime.state_in_prompt without a state observation")
         self.denoise_inputs = {i.name: i for i in self.bundle.graphs["denoise"].inputs}
@@ -102,7 +111,8 @@ class FlowMatchingEdgePolicy(EdgePolicy):
                 obs = {self.rename_map.get(k, k): v for k, v in obs.items()}
             images, mask, batched = camera_images(obs, self.cameras)
             b = images[0].shape[0]
-            images = [resize_with_pad(x, self.image_size) * np.float32(2.0) - np.float32(1.0) for x in images]
+            images = [resize_with_pad(x, self.image_size, self.center, clamp=self.clamp) * np.float32(2.0)
+                      - np.float32(1.0) for x in images]
             out = {"images": images, "image_mask": np.repeat(mask[None], b, axis=0)}
             if self.state_key is not None:
                 if self.state_key not in obs:
@@ -121,8 +131,8 @@ class FlowMatchingEdgePolicy(EdgePolicy):
 
     # -- graphs ------------------------------------------------------------------------------------
     def _prefix(self, x: dict[str, np.ndarray]) -> tuple[Any, Any, np.ndarray]:
-        """Vision per present camera (missing ones are masked: their tokens are never attended), then the
-        prefix graph. -> k_cache, v_cache (device handles), prefix_mask (B, P)."""
+        """Vision per present camera (missing ones are masked: their tokens are never attended, which is also
+        what LeRobot's SmolVLA gets by dropping them), then the prefix graph. -> k_cache, v_cache (device handles), prefix_mask (B, P)."""
         spec = {i.name: i for i in self.bundle.graphs["prefix"].inputs}
         n_tok = self.bundle.graphs["vision"].outputs[0].shape[1]
         tokens = []
@@ -133,9 +143,13 @@ class FlowMatchingEdgePolicy(EdgePolicy):
                 tokens.append(np.zeros_like(tokens[0]))
         feed = {"image_tokens": np.concatenate(tokens, axis=1), "image_mask": x["image_mask"].astype(np.float32),
                 "lang_tokens": x["lang_tokens"], "lang_mask": x["lang_mask"].astype(np.float32)}
+        masks = [np.repeat(x["image_mask"], n_tok, axis=1), x["lang_mask"]]
+        if self.state_token:
+            feed["state"] = x["state"]
+            masks.append(np.ones((x["lang_mask"].shape[0], 1), bool))
         feed = {k: v for k, v in feed.items() if k in spec}
         out = self.run_graph("prefix", feed, keep=("k_cache", "v_cache"))
-        prefix_mask = np.concatenate([np.repeat(x["image_mask"], n_tok, axis=1), x["lang_mask"]], axis=1)
+        prefix_mask = np.concatenate(masks, axis=1)
         return out["k_cache"], out["v_cache"], prefix_mask.astype(np.float32)
 
     def _noise(self, noise: np.ndarray | None, b: int) -> np.ndarray:

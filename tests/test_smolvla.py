@@ -1,0 +1,185 @@
+"""SmolVLA without LeRobot: a tiny checkpoint written by tests/smolvla_layout.py -> ONNX bundle -> the flow-matching
+runtime on onnxruntime and OpenVINO (fp32) vs our eager torch modules through the same runtime, with and without
+RTC; "longest" vs max_length language padding; host resizing with SmolVLA's top-left padding; typed errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from smolvla_layout import write_smolvla_checkpoint, write_vlm_dir
+
+TOL = 1e-4  # normalized units, full chunk
+
+
+@pytest.fixture(scope="session")
+def smolvla_vlm(tmp_path_factory):
+    return write_vlm_dir(tmp_path_factory.mktemp("vlm") / "SmolVLM2-tiny")
+
+
+@pytest.fixture(scope="session")
+def smolvla_checkpoint(tmp_path_factory, smolvla_vlm):
+    return write_smolvla_checkpoint(tmp_path_factory.mktemp("ckpt") / "smolvla_tiny", smolvla_vlm)
+
+
+@pytest.fixture(scope="session")
+def smolvla_bundle(smolvla_checkpoint, tmp_path_factory):
+    from lerobot_edge import export
+
+    return export(smolvla_checkpoint, tmp_path_factory.mktemp("bundle") / "smolvla_tiny")
+
+
+@pytest.fixture(scope="session")
+def smolvla_eager(smolvla_bundle, smolvla_checkpoint):
+    from lerobot_edge.bench.torch_session import load_torch_policy
+
+    return load_torch_policy(str(smolvla_bundle), str(smolvla_checkpoint))
+
+
+def _obs(rng, batch=None, cameras=("observation.images.top", "observation.images.wrist")):
+    shapes = {"observation.images.top": (3, 48, 64), "observation.images.wrist": (3, 40, 40)}
+    pre = () if batch is None else (batch,)
+    obs = {k: rng.random((*pre, *shapes[k])).astype(np.float32) for k in cameras}
+    obs["observation.state"] = rng.standard_normal((*pre, 6)).astype(np.float32)
+    obs["task"] = "pick the red cube" if batch is None else ["pick the red cube", "open the drawer"][:batch]
+    return obs
+
+
+def _err(policy, a, b) -> float:
+    return float(np.abs((a - b) / policy.bundle.stats()["action"]["std"]).max())
+
+
+def test_bundle_graphs_tokenizer_and_settings(smolvla_bundle):
+    m = json.loads((smolvla_bundle / "manifest.json").read_text())
+    assert [g["name"] for g in m["graphs"]] == ["vision", "prefix", "denoise"]
+    assert m["validation"]["passed"] is True
+    assert "tokenizer.json" in m["files"]["common"]
+    rt = m["runtime"]
+    assert (rt["padding"], rt["clamp"], rt["state_token"], rt["image_size"]) == ("top_left", False, True, 64)
+    assert rt["tokenizer"]["max_length"] == 16 and rt["tokenizer"]["pad_id"] == 2   # <|im_end|>
+    prefix = next(g for g in m["graphs"] if g["name"] == "prefix")
+    assert prefix["outputs"][0]["shape"] == [4, "batch", 2, 2 * 16 + 16 + 1, 16]     # cams*16 + L + state
+
+
+@pytest.mark.parametrize("backend,rtc", [("onnxruntime", False), ("onnxruntime", True), ("openvino", True)])
+def test_runtime_matches_eager_torch(smolvla_bundle, smolvla_eager, backend, rtc):
+    from lerobot_edge import load_policy
+
+    pytest.importorskip(backend)
+    rng = np.random.default_rng(3)
+    obs, noise = _obs(rng, 2), rng.standard_normal((2, 8, 32)).astype(np.float32)
+    kw = {"inference_delay": 2, "prev_chunk_left_over": rng.standard_normal((5, 5)).astype(np.float32)} if rtc else {}
+    ours = load_policy(smolvla_bundle, backend, rtc="guided" if rtc else None)
+    eager = smolvla_eager
+    eager._configure_rtc("guided" if rtc else "off", None)
+    got, want = ours.predict_action_chunk(obs, noise=noise, **kw), eager.predict_action_chunk(obs, noise=noise, **kw)
+    assert got.shape == (2, 8, 5)
+    assert _err(ours, got, want) <= TOL
+    if rtc:  # guidance must change the chunk
+        assert np.abs(ours.predict_action_chunk(obs, noise=noise) - got).max() > 1e-3
+    else:    # the state token is used
+        moved = dict(obs, **{"observation.state": obs["observation.state"] + 2.0})
+        assert np.abs(ours.predict_action_chunk(moved, noise=noise) - got).max() > 1e-3
+
+
+def _chunk(plan, images, image_mask, ids, mask, state, noise, steps=10):
+    """Our torch graphs with the Euler loop, for any language length."""
+    import torch
+
+    from lerobot_edge.kernels.flow_time import flow_time_embedding
+
+    g = {p.name: p.module for p in plan.graphs}
+    t = torch.as_tensor
+    with torch.no_grad():
+        tokens = torch.cat([g["vision"](t(im)) for im in images], dim=1)
+        k, v = g["prefix"](tokens, t(image_mask), t(ids), t(mask.astype(np.float32)), t(state))
+        n = tokens.shape[1] // image_mask.shape[1]
+        pmask = np.concatenate([np.repeat(image_mask, n, axis=1), mask, np.ones((len(ids), 1))], 1).astype(np.float32)
+        x = t(noise)
+        for i in range(steps):
+            emb = flow_time_embedding(np.full(len(ids), 1 - i / steps, np.float32), 48, 4e-3, 4.0)
+            x = x - g["denoise"](x, t(emb), k, v, t(pmask)) / steps
+    return x.numpy()
+
+
+def test_max_length_padding_equals_longest(smolvla_checkpoint, smolvla_vlm):
+    """The bundle pads the prompt to tokenizer_max_length; LeRobot pads to the batch's longest prompt."""
+    from lerobot_edge.checkpoint import load_checkpoint
+    from lerobot_edge.policies import build_plan
+    from lerobot_edge.runtime.vla_inputs import Tokenizer
+
+    plan = build_plan(load_checkpoint(smolvla_checkpoint))
+    tok = Tokenizer(smolvla_vlm / "tokenizer.json", 16, 2)
+    ids, mask = tok(["pick the red cube", "open the drawer"], 2, append_newline=True)
+    longest = int(mask.sum(1).max())
+    assert longest < 16
+    rng = np.random.default_rng(0)
+    images = [rng.uniform(-1, 1, (2, 3, 64, 64)).astype(np.float32) for _ in range(2)]
+    args = (images, np.array([[1, 1], [1, 0]], np.float32))
+    state, noise = rng.standard_normal((2, 32)).astype(np.float32), rng.standard_normal((2, 8, 32)).astype(np.float32)
+    full = _chunk(plan, *args, ids, mask, state, noise)
+    short = _chunk(plan, *args, ids[:, :longest], mask[:, :longest], state, noise)
+    np.testing.assert_allclose(full, short, atol=1e-5)
+
+
+def test_select_action_queue_and_missing_camera(smolvla_bundle):
+    from lerobot_edge import load_policy
+    from lerobot_edge.errors import ObservationError
+
+    policy = load_policy(smolvla_bundle, seed=0, n_action_steps=3)
+    obs = _obs(np.random.default_rng(0), cameras=("observation.images.top",))   # wrist missing: masked
+    actions = [policy.select_action(obs) for _ in range(4)]
+    assert all(a.shape == (5,) for a in actions) and not np.allclose(actions[0], actions[3])
+    with pytest.raises(ObservationError, match="noise"):
+        policy.predict_action_chunk(obs, noise=np.zeros((1, 8, 5), np.float32))
+
+
+def test_missing_vlm_config_says_how_to_provide_it(smolvla_checkpoint, tmp_path):
+    from lerobot_edge import export
+    from lerobot_edge.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="--vlm"):
+        export(smolvla_checkpoint, tmp_path / "b", vlm=str(tmp_path / "nowhere"))
+    moved = tmp_path / "ckpt"
+    shutil.copytree(smolvla_checkpoint, moved)
+    body = json.loads((moved / "config.json").read_text())
+    body["vlm_model_name"] = str(tmp_path / "gone")
+    (moved / "config.json").write_text(json.dumps(body))
+    with pytest.raises(CheckpointError, match="vlm_model_name|--vlm"):
+        export(moved, tmp_path / "b2")
+
+
+def test_tied_embeddings_and_strict_keys(smolvla_vlm, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from lerobot_edge.checkpoint import load_checkpoint
+    from lerobot_edge.errors import CheckpointError
+    from lerobot_edge.policies import build_plan
+
+    ck = write_smolvla_checkpoint(tmp_path / "tied", smolvla_vlm, tie_embeddings=True, num_vlm_layers=2)
+    plan = build_plan(load_checkpoint(ck))   # embedding table from lm_head; 2 of the VLM's 4 layers
+    assert plan.graphs[1].outputs[0].shape[0] == 2
+    w = load_file(str(ck / "model.safetensors"))
+    del w["model.vlm_with_expert.lm_expert.layers.1.self_attn.k_proj.weight"]
+    w["model.extra.weight"] = np.zeros(3, np.float32)
+    save_file(w, str(ck / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"(?s)missing keys.*layers.1.self_attn.k_proj.*unexpected.*model.extra"):
+        build_plan(load_checkpoint(ck))
+
+
+@pytest.mark.parametrize("hw", [(48, 64), (40, 40), (480, 640), (300, 17)])
+def test_resize_with_top_left_padding_matches_torch(hw):
+    import torch
+    import torch.nn.functional as F
+
+    from lerobot_edge.kernels.image import resize_with_pad
+
+    img = np.random.default_rng(0).random((2, 3, *hw)).astype(np.float32)
+    ratio = max(hw[1] / 64, hw[0] / 64)
+    rh, rw = int(hw[0] / ratio), int(hw[1] / ratio)
+    want = F.interpolate(torch.from_numpy(img), size=(rh, rw), mode="bilinear", align_corners=False)
+    want = F.pad(want, (64 - rw, 0, 64 - rh, 0)).numpy()                 # SmolVLA: no clamp, pad left and top
+    np.testing.assert_allclose(resize_with_pad(img, 64, center=False, clamp=False), want, atol=2e-6)

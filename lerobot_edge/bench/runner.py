@@ -117,7 +117,10 @@ def _noise(manifest: dict, seed: int):
     if not shape:
         return None
     shape = [1 if isinstance(s, str) else s for s in shape][1:]  # unbatched observations
-    return np.random.default_rng(seed + 1).standard_normal(shape).astype(np.float32)
+    rng = np.random.default_rng(seed + 1)
+    if manifest["runtime"].get("noise") == "uniform":  # e.g. VQ-BeT's code draws (inverse CDF)
+        return rng.random(shape)
+    return rng.standard_normal(shape).astype(np.float32)
 
 
 def _chunk_rounds(live: list[Variant], obs: list[dict], noise, cfg: BenchConfig, say) -> dict[str, dict]:

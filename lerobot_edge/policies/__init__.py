@@ -15,6 +15,7 @@ PLANS = {
     "sac": "lerobot_edge.policies.sac.plan",
     "smolvla": "lerobot_edge.policies.smolvla.plan",
     "tdmpc": "lerobot_edge.policies.tdmpc.plan",
+    "vqbet": "lerobot_edge.policies.vqbet.plan",
 }
 
 

@@ -19,7 +19,8 @@ RUNTIMES = {"act": "lerobot_edge.runtime.act:ACTEdgePolicy",
             "diffusion_fused": "lerobot_edge.runtime.diffusion_fused:FusedDiffusionEdgePolicy",
             "flow": "lerobot_edge.runtime.flow:FlowMatchingEdgePolicy",
             "sac": "lerobot_edge.runtime.sac:SACEdgePolicy",
-            "tdmpc": "lerobot_edge.runtime.tdmpc:TDMPCEdgePolicy"}
+            "tdmpc": "lerobot_edge.runtime.tdmpc:TDMPCEdgePolicy",
+            "vqbet": "lerobot_edge.runtime.vqbet:VQBeTEdgePolicy"}
 
 
 def _runtime_class(kind: str) -> type[EdgePolicy]:

@@ -8,11 +8,12 @@ TORCH_SPEC ?= torch==2.13.0
 PIP    := $(PY) -m pip install -q --disable-pip-version-check
 DEMO_SOURCE ?=
 
-.PHONY: setup demo test test-fast parity bench clean help py310-env
+.PHONY: setup demo test test-fast parity bench bench-tables clean help py310-env
 help:
 	@echo "make demo   - set up, export an ACT policy (random weights, aloha config) and run it"
 	@echo "make test   - set up (incl. the LeRobot 0.4.4 reference env) and run the test suite"
 	@echo "make bench  - latency benchmarks (benchmarks/, pytest-benchmark)"
+	@echo "make bench-tables - regenerate benchmarks/README.md's tables (lerobot-edge bench per standard config)"
 
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +46,13 @@ parity: setup parity-ref parity-ref-more parity06
 
 bench: setup
 	$(PY) -m pytest benchmarks -q --benchmark-only
+
+# the results tables of benchmarks/README.md (generated, never typed): runs in LeRobot 0.4.4's env so the tables
+# have a LeRobot column; export, OpenVINO and matplotlib are added to it
+bench-tables: parity-env
+	$(PARITY_VENV)/bin/python -m pip install -qq --disable-pip-version-check --no-warn-conflicts \
+	  -c $(PARITY_CONSTRAINTS) 'onnx>=1.16' 'onnxscript>=0.2' 'openvino>=2024.4' 'matplotlib>=3.7'
+	$(PARITY_VENV)/bin/python benchmarks/tables.py $(TABLES_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-lerobot .venv-py310 .cache demo-out .pytest_cache

@@ -21,14 +21,21 @@ def rows(report: dict) -> list[list[str]]:
         roof = f"{r['achieved_gflops']:.0f} ({r['roofline_fraction']:.0%})" if "achieved_gflops" in r else "-"
         out.append([r["name"], *stages, f"{tot['p50_ms']:.2f}", f"{tot['p90_ms']:.2f}", f"{tot['p99_ms']:.2f}",
                     f"{tot['max_ms']:.2f}", f"{r['select_action']['p50_ms']:.2f}", f"{r['cold_start_s']:.2f}",
-                    f"x{r['speedup_vs_torch']:.2f}" if "speedup_vs_torch" in r else "-", roof,
+                    *[f"x{r[k]:.2f}" if k in r else "-" for k in _speedups(report)], roof,
                     f"{r['control']['sync_hz']:.0f} / {r['control']['async_hz']:.0f}"])
     return out
 
 
+def _speedups(report: dict) -> list[str]:
+    """The speed-up columns present: vs our modules in eager torch, and vs LeRobot's policy when benched."""
+    return [k for k in ("speedup_vs_torch", "speedup_vs_lerobot")
+            if any(k in r for r in report["results"])] or ["speedup_vs_torch"]
+
+
 def header(report: dict) -> list[str]:
     return ["backend", *[f"{s} p50" for s in _stage_names(report)], "chunk p50", "p90", "p99", "max",
-            "select_action", "cold s", "vs torch", "GFLOP/s (% fp32 GEMM)", "max Hz sync/async"]
+            "select_action", "cold s", *[k.replace("speedup_vs_", "vs ").replace("lerobot", "LeRobot")
+                                         for k in _speedups(report)], "GFLOP/s (% fp32 GEMM)", "max Hz sync/async"]
 
 
 def text_table(report: dict) -> str:

@@ -14,9 +14,11 @@ from typing import Callable
 import numpy as np
 
 from ..bundle import Bundle
-from .machine import machine_record
+from .machine import gemm_peak_gflops, machine_record
 
 SCHEMA_VERSION = 1
+# eager PyTorch variants: "torch" = our export modules, "lerobot" = LeRobot's own policy (when installed)
+EAGER = ("torch", "lerobot")
 
 
 @dataclass
@@ -39,7 +41,7 @@ class Variant:
     policy: object = None
     cold_start_s: float = 0.0
     skipped: str | None = None
-    chunk_calls: dict | None = None   # engine calls per graph in one predict_action_chunk
+    chunk_calls: dict | None = None   # batch rows per graph in one predict_action_chunk (calls x batch)
 
 
 def percentiles(xs: list[float]) -> dict[str, float]:
@@ -62,7 +64,7 @@ def _prepare(source: Path, cfg: BenchConfig, workdir: Path, say: Callable) -> tu
         out = []
         for b in cfg.backends:
             v = Variant(f"{b}/{m['precision']}", b, m["precision"], source)
-            if b == "torch" and not ckpt:
+            if b in EAGER and not ckpt:
                 v.skipped = "the bundle's source checkpoint is not on this machine"
             out.append(v)
         return out, ckpt
@@ -71,10 +73,10 @@ def _prepare(source: Path, cfg: BenchConfig, workdir: Path, say: Callable) -> tu
     variants = []
     for b in cfg.backends:
         for p in cfg.precisions:
-            backend = "onnxruntime" if b == "torch" else b
+            backend = "onnxruntime" if b in EAGER else b   # eager variants borrow the ONNX bundle's manifest
             target = next((t for t in TARGETS.values() if t.backend == backend and p in t.precisions), None)
-            if b == "torch" and p != "fp32":
-                variants.append(Variant(f"{b}/{p}", b, p, source, skipped="eager torch runs fp32 only"))
+            if b in EAGER and p != "fp32":
+                variants.append(Variant(f"{b}/{p}", b, p, source, skipped=f"eager {b} runs fp32 only"))
                 continue
             if target is None:
                 variants.append(Variant(f"{b}/{p}", b, p, source, skipped=f"no export target for {b} at {p}"))
@@ -95,6 +97,9 @@ def _load(v: Variant, ckpt: str | None, cfg: BenchConfig, obs: dict, noise) -> N
         if v.backend == "torch":
             from .torch_session import load_torch_policy
             v.policy = load_torch_policy(str(v.bundle), ckpt, cfg.threads)
+        elif v.backend == "lerobot":
+            from .lerobot_session import LeRobotPolicyRunner
+            v.policy = LeRobotPolicyRunner(ckpt, Bundle.open(v.bundle).manifest, cfg.threads)
         else:
             opts = {"threads": cfg.threads} if cfg.threads else {}
             v.policy = load_policy(v.bundle, v.backend, backend_options=opts, allow_unvalidated=True)
@@ -129,7 +134,7 @@ def _chunk_rounds(live: list[Variant], obs: list[dict], noise, cfg: BenchConfig,
         order = live[it % len(live):] + live[: it % len(live)]  # rotate who goes first
         for v in order:
             v.policy.predict_action_chunk(obs[it % len(obs)], noise=noise)
-            v.chunk_calls = dict(v.policy.graph_calls)
+            v.chunk_calls = dict(getattr(v.policy, "graph_rows", None) or v.policy.graph_calls)
             if it >= cfg.warmup:
                 for stage, sec in v.policy.timings.items():
                     stages[v.name].setdefault(stage, []).append(sec)
@@ -185,15 +190,18 @@ def run_bench(source: str | Path, cfg: BenchConfig | None = None, progress: Call
         stages = _chunk_rounds(live, obs, noise, cfg, say)
         say("timing select_action over full queues")
         amortized, queued = _select_rounds(live, obs, noise, max(2, cfg.iterations // 10))
+        # probe again: a core taken by another process during the first probe would understate the ceiling
+        machine["gemm_peak_gflops"] = round(max(machine["gemm_peak_gflops"], gemm_peak_gflops()), 1)
         return _report(source, cfg, manifest, variants, stages, amortized, queued, machine)
 
 
 def _report(source, cfg, manifest, variants, stages, amortized, queued, machine) -> dict:
-    # FLOPs of one predict_action_chunk: each graph's count times its calls (e.g. N denoise steps)
-    calls = next((v.chunk_calls for v in variants if not v.skipped), {})
+    # FLOPs of one predict_action_chunk: each graph's batch-1 count times the rows it ran (N denoise steps,
+    # a planner's samples)
+    calls = next((v.chunk_calls for v in variants if not v.skipped and v.chunk_calls), {})
     flops = sum((g.get("flops") or 0) * calls.get(g["name"], 1) for g in manifest["graphs"]) or None
     n_steps = int(manifest["runtime"].get("n_action_steps", 1))
-    torch_p50 = None
+    eager_p50: dict[str, float] = {}   # "torch" / "lerobot" -> chunk p50 (ms)
     rows = []
     for v in variants:
         row = {"name": v.name, "backend": v.backend, "precision": v.precision, "skipped": v.skipped}
@@ -210,12 +218,13 @@ def _report(source, cfg, manifest, variants, stages, amortized, queued, machine)
                 gflops = flops / (total["p50_ms"] / 1e3) / 1e9
                 row.update(achieved_gflops=round(gflops, 1),
                            roofline_fraction=round(gflops / machine["gemm_peak_gflops"], 3))
-            if v.backend == "torch":
-                torch_p50 = total["p50_ms"]
+            if v.backend in EAGER:
+                eager_p50[v.backend] = total["p50_ms"]
         rows.append(row)
     for row in rows:
-        if torch_p50 and row.get("stages"):
-            row["speedup_vs_torch"] = round(torch_p50 / row["stages"]["total"]["p50_ms"], 2)
+        for eager, p50 in eager_p50.items():
+            if row.get("stages"):
+                row[f"speedup_vs_{eager}"] = round(p50 / row["stages"]["total"]["p50_ms"], 2)
     return {"schema_version": SCHEMA_VERSION, "source": str(source), "policy": manifest["policy"]["type"],
             "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
             "graphs": [g["name"] for g in manifest["graphs"]], "flops_per_chunk": flops,

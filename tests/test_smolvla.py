@@ -183,3 +183,22 @@ def test_resize_with_top_left_padding_matches_torch(hw):
     want = F.interpolate(torch.from_numpy(img), size=(rh, rw), mode="bilinear", align_corners=False)
     want = F.pad(want, (64 - rw, 0, 64 - rh, 0)).numpy()                 # SmolVLA: no clamp, pad left and top
     np.testing.assert_allclose(resize_with_pad(img, 64, center=False, clamp=False), want, atol=2e-6)
+
+
+def test_full_size_dimensions_from_the_smolvlm2_config(tmp_path):
+    """SmolVLM2-500M-Video-Instruct's config -> SmolVLA's published sizes (meta device: no weights)."""
+    import torch
+
+    from lerobot_edge.policies.smolvla.config import SmolVLAConfig, read_vlm_dims
+    from lerobot_edge.policies.smolvla.model import SmolVLAWeights
+    from smolvla_layout import FULL_VLM
+
+    cfg = SmolVLAConfig(state_dim=6, action_dim=6, image_keys=("observation.images.top",),
+                        vlm=read_vlm_dims(str(write_vlm_dir(tmp_path / "vlm", FULL_VLM))))
+    cfg.check()
+    assert (cfg.text.depth, cfg.expert.width, cfg.expert.mlp_dim, cfg.tokens_per_image) == (16, 720, 2048, 64)
+    assert [cfg.is_cross(i) for i in range(4)] == [False, True, False, True]
+    with torch.device("meta"):
+        n = sum(p.numel() for p in SmolVLAWeights(cfg).parameters())
+    n += 49_280 * 960   # the checkpoint's (unused) lm_head
+    assert 445e6 < n < 455e6, n   # "~450 M parameters"

@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Full-size SmolVLA on this machine: export time and peak memory, then chunk latency of eager PyTorch (our
+modules, fp32 and bf16 autocast) vs onnxruntime (fp32) vs OpenVINO (fp32 and bf16 inference precision).
+
+The VLM is SmolVLM2-500M-Video-Instruct's architecture (config.json written from its known sizes, synthetic
+tokenizer with the real 49,280 entries: the Hub is unreachable here), truncated to SmolVLA's 16 layers; random
+weights in LeRobot's layout (timing does not depend on trained weights). Policy: 2 cameras 480x640 (resized to
+512 -> 64 tokens each), state 6, action 6, chunk 50, 10 steps, prompt padded to 48 tokens.
+
+One process per step and per backend (never two fp32 copies of the model in one process): `all` runs
+  prepare  -> WORK/vlm, WORK/checkpoint, WORK/inputs.npz (observation + noise)
+  export   -> WORK/bundle (ONNX, validate=False: the per-backend runs below compare their chunks with eager's)
+  latency  -> WORK/latency-<backend>.json, one process each; torch first (its chunk is the reference on disk)
+and prints a markdown table. `--iters` chunks after one warm-up (default 3: keep it small on a shared machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+CAMERAS = {"observation.images.top": (3, 480, 640), "observation.images.wrist": (3, 480, 640)}
+BACKENDS = ("torch", "torch-bf16", "onnxruntime", "openvino", "openvino-bf16")
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # Linux: KiB
+
+
+def prepare(work: Path, tiny: bool = False) -> dict:
+    """tiny: the test suite's reduced VLM (a smoke test of this script)."""
+    from smolvla_layout import FULL_VLM, TINY_VLM, write_smolvla_checkpoint, write_vlm_dir
+
+    t0 = time.perf_counter()
+    vlm = write_vlm_dir(work / "vlm", TINY_VLM if tiny else FULL_VLM)
+    write_smolvla_checkpoint(work / "checkpoint", vlm, cameras=CAMERAS, state_dim=6, action_dim=6, chunk_size=50,
+                             tokenizer_max_length=48, num_vlm_layers=4 if tiny else 16, image_size=64 if tiny else 512)
+    rng = np.random.default_rng(0)
+    obs = {k: rng.integers(0, 256, (s[1], s[2], 3), dtype=np.uint8) for k, s in CAMERAS.items()}
+    np.savez(work / "inputs.npz", **{f"obs.{k}": v for k, v in obs.items()},
+             state=rng.standard_normal(6).astype(np.float32), noise=rng.standard_normal((1, 50, 32)).astype(np.float32))
+    return {"seconds": time.perf_counter() - t0, "peak_rss_gb": peak_rss_gb()}
+
+
+def export(work: Path) -> dict:
+    import torch
+
+    from lerobot_edge import export as export_bundle
+
+    t0 = time.perf_counter()
+    export_bundle(work / "checkpoint", work / "bundle", validate=False, overwrite=True)
+    seconds = time.perf_counter() - t0
+    onnx = {p.name: p.stat().st_size / 2 ** 30 for p in (work / "bundle").glob("*.onnx*")}
+    return {"seconds": seconds, "peak_rss_gb": peak_rss_gb(), "onnx_gb": onnx, "torch_threads": torch.get_num_threads()}
+
+
+def _inputs(work: Path) -> tuple[dict, np.ndarray]:
+    z = np.load(work / "inputs.npz")
+    obs = {k[4:]: z[k] for k in z.files if k.startswith("obs.")}
+    obs.update({"observation.state": z["state"], "task": "pick up the red cube and put it into the blue bowl"})
+    return obs, z["noise"]
+
+
+def _torch_policy(work: Path, bf16: bool):
+    import torch
+
+    from lerobot_edge.bundle import Bundle
+    from lerobot_edge.checkpoint import load_checkpoint
+    from lerobot_edge.policies import build_plan
+    from lerobot_edge.runtime.flow import FlowMatchingEdgePolicy
+
+    class Session:
+        """Our eager module behind the backend Session interface; bf16: CPU autocast, fp32 results."""
+
+        def __init__(self, graph):
+            self.plan = self.graph = graph
+
+        def run(self, inputs, *, keep=()):
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out = self.plan.module(*[torch.as_tensor(np.asarray(inputs[i.name]) if not torch.is_tensor(
+                    inputs[i.name]) else inputs[i.name]) for i in self.plan.inputs])
+            out = out if isinstance(out, (tuple, list)) else (out,)
+            return {o.name: (t if o.name in keep else t.float().numpy()) for o, t in zip(self.plan.outputs, out)}
+
+    plan = build_plan(load_checkpoint(work / "checkpoint"))
+    return FlowMatchingEdgePolicy(Bundle.open(work / "bundle"), "torch", {g.name: Session(g) for g in plan.graphs}, {})
+
+
+def latency(work: Path, backend: str, iters: int) -> dict:
+    from lerobot_edge import load_policy
+
+    t0 = time.perf_counter()
+    if backend.startswith("torch"):
+        policy = _torch_policy(work, backend.endswith("bf16"))
+    else:
+        name, _, prec = backend.partition("-")
+        opts = {"precision": "bf16"} if prec == "bf16" else {}
+        policy = load_policy(work / "bundle", name, backend_options=opts, allow_unvalidated=True)
+    load_s = time.perf_counter() - t0
+    obs, noise = _inputs(work)
+    chunks, timings = [], []
+    for i in range(iters + 1):  # the first call is the warm-up
+        chunks.append(policy.predict_action_chunk(obs, noise=noise))
+        if i:
+            timings.append(dict(policy.timings))
+    out = {"backend": backend, "load_s": load_s, "iters": iters, "peak_rss_gb": peak_rss_gb(),
+           "timings_ms": {k: [1e3 * t[k] for t in timings] for k in timings[0]}}
+    ref = work / "reference-chunk.npy"
+    if backend == "torch":
+        np.save(ref, chunks[-1])
+    if ref.is_file():
+        std = policy.bundle.stats()["action"]["std"]
+        out["max_err_vs_torch_fp32"] = float(np.abs((chunks[-1] - np.load(ref)) / std).max())  # normalized units
+    return out
+
+
+def _run_step(work: Path, step: str, *extra: str) -> dict:
+    cmd = [sys.executable, __file__, "--work", str(work), step, *extra]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    return json.loads((work / f"{step}{'-' + extra[1] if step == 'latency' else ''}.json").read_text())
+
+
+def table(results: dict) -> str:
+    exp = results["export"]
+    lines = [f"export: {exp['seconds']:.0f} s, peak RSS {exp['peak_rss_gb']:.1f} GiB, ONNX "
+             + ", ".join(f"{k} {v:.2f} GiB" for k, v in exp["onnx_gb"].items()), "",
+             "| backend | load s | peak RSS GiB | vision p50 ms | prefix p50 ms | denoise x10 p50 ms | chunk p50 ms | "
+             "chunk max ms | max err vs torch fp32 (normalized) |", "|---|---|---|---|---|---|---|---|---|"]
+    for b in BACKENDS:
+        r = results.get(b)
+        if r is None:
+            continue
+        t = {k: float(np.median(v)) for k, v in r["timings_ms"].items()}
+        lines.append(f"| {b} | {r['load_s']:.1f} | {r['peak_rss_gb']:.1f} | {t.get('vision', 0):.0f} | "
+                     f"{t.get('prefix', 0):.0f} | {t.get('denoise', 0):.0f} | {t['total']:.0f} | "
+                     f"{max(r['timings_ms']['total']):.0f} | {r.get('max_err_vs_torch_fp32', float('nan')):.2g} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, default=REPO / ".cache" / "smolvla-full")
+    ap.add_argument("step", choices=("prepare", "export", "latency", "all"))
+    ap.add_argument("--backend", choices=BACKENDS)
+    ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--backends", default=",".join(BACKENDS))
+    ap.add_argument("--tiny", action="store_true", help="prepare the reduced test VLM instead (smoke test)")
+    args = ap.parse_args()
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    if args.step == "all":
+        results = {}
+        if not (work / "checkpoint" / "model.safetensors").is_file():
+            results["prepare"] = _run_step(work, "prepare", *(["--tiny"] if args.tiny else []))
+        results["export"] = _run_step(work, "export")
+        for b in args.backends.split(","):
+            results[b] = _run_step(work, "latency", "--backend", b, "--iters", str(args.iters))
+        (work / "results.json").write_text(json.dumps(results, indent=2))
+        print(table(results))
+        return
+    if args.step == "latency":
+        res, name = latency(work, args.backend, args.iters), f"latency-{args.backend}"
+    else:
+        res, name = (prepare(work, args.tiny) if args.step == "prepare" else export(work)), args.step
+    (work / f"{name}.json").write_text(json.dumps(res, indent=2))
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()

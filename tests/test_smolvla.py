@@ -202,3 +202,19 @@ def test_full_size_dimensions_from_the_smolvlm2_config(tmp_path):
         n = sum(p.numel() for p in SmolVLAWeights(cfg).parameters())
     n += 49_280 * 960   # the checkpoint's (unused) lm_head
     assert 445e6 < n < 455e6, n   # "~450 M parameters"
+
+
+def test_control_loop_feeds_rtc_the_leftover_and_the_measured_delay(smolvla_bundle):
+    """Async loop with RTC merging: each new chunk gets the unexecuted leftover and a latency-driven delay."""
+    from lerobot_edge import load_policy
+    from lerobot_edge.runtime.control import ControlLoop, SimRobot
+
+    class TaskRobot(SimRobot):   # the sim robot has no task prompt; a VLA needs one
+        def get_observation(self):
+            return {**super().get_observation(), "task": "pick the red cube"}
+
+    policy = load_policy(smolvla_bundle, rtc="guided")
+    report = ControlLoop(policy, TaskRobot.from_policy(policy), 20, "async", merge="rtc").run(1.5)
+    later = report["inferences"][1:]
+    assert later and all(r["leftover"] > 0 and "inference_delay" in r for r in later)
+    assert report["robot"]["actions_received"] >= 20

@@ -69,3 +69,47 @@ def write_sac_checkpoint(d: Path, *, cameras: dict[str, tuple] | None = None, st
     write_processors(d, inputs, outputs, norm_map, stats, step_index=3)
     _save(d / "model.safetensors", weights)
     return d
+
+
+GA_06 = dict(storage_device="cpu", freeze_vision_encoder=True, state_encoder_hidden_dim=256, online_steps=1000000,
+             dataset_stats=None, actor_network_kwargs={"hidden_dims": [32, 32], "activate_final": True})
+
+
+def write_gaussian_actor_checkpoint(d: Path, *, cameras: dict[str, tuple] | None = None, state_dim: int = 5,
+                                    env_dim: int = 0, action_dim: int = 3, seed: int = 0, **config) -> Path:
+    """A LeRobot 0.6 `gaussian_actor` checkpoint (SAC's policy side): `actor.*`, `discrete_critic.{net,
+    output_layer}.*` and, with separate encoders, `discrete_critic.encoder.*`; no critics, targets or
+    temperature (0.6 keeps those on the algorithm side)."""
+    from lerobot_edge.policies.sac.config import MLPConfig, SACConfig
+    from lerobot_edge.policies.sac.model import SACActorModule
+
+    d = Path(d)
+    d.mkdir(parents=True, exist_ok=True)
+    cameras = {} if cameras is None else cameras
+    inputs = {"observation.state": {"type": "STATE", "shape": [state_dim]}} if state_dim else {}
+    if env_dim:
+        inputs["observation.environment_state"] = {"type": "ENV", "shape": [env_dim]}
+    inputs.update({k: {"type": "VISUAL", "shape": list(s)} for k, s in cameras.items()})
+    outputs = {"action": {"type": "ACTION", "shape": [action_dim]}}
+    norm_map = {"VISUAL": "MEAN_STD", "STATE": "MIN_MAX", "ENV": "MIN_MAX", "ACTION": "MIN_MAX"}
+    cfg = {**{k: v for k, v in SAC_TINY.items() if k not in ("critic_network_kwargs", "num_critics")},
+           **GA_06, **config}
+    body = {"type": "gaussian_actor", "n_obs_steps": 1, "input_features": inputs, "output_features": outputs,
+            "device": "cpu", "use_amp": False, "use_peft": False, "normalization_mapping": norm_map, **cfg}
+    (d / "config.json").write_text(json.dumps(body, indent=4))
+    ours = SACConfig(state_dim=state_dim, env_state_dim=env_dim, action_dim=action_dim, image_keys=tuple(cameras),
+                     image_shapes=tuple(tuple(s) for s in cameras.values()), latent_dim=cfg["latent_dim"],
+                     image_encoder_hidden_dim=cfg["image_encoder_hidden_dim"],
+                     image_embedding_pooling_dim=cfg["image_embedding_pooling_dim"],
+                     shared_encoder=cfg["shared_encoder"], num_discrete_actions=cfg["num_discrete_actions"],
+                     actor=MLPConfig.from_dict(cfg["actor_network_kwargs"]),
+                     discrete_critic=MLPConfig.from_dict(cfg["discrete_critic_network_kwargs"]))
+    # 0.6 saves the separate critic encoder under the discrete critic that owns it
+    shapes = {k.replace("critic_ensemble.encoder.", "discrete_critic.encoder."): tuple(v.shape)
+              for k, v in SACActorModule(ours).state_dict().items()}
+    weights = random_weights(shapes, seed)
+    for k in [k for k in weights if k.endswith(".kernel")]:
+        weights[k] = np.random.default_rng(seed).normal(0, 0.3, shapes[k]).astype(np.float32)
+    write_processors(d, inputs, outputs, norm_map, random_stats({**inputs, **outputs}, seed), step_index=3)
+    _save(d / "model.safetensors", weights)
+    return d

@@ -10,6 +10,7 @@ from ..errors import CheckpointError
 PLANS = {
     "act": "lerobot_edge.policies.act.plan",
     "diffusion": "lerobot_edge.policies.diffusion.plan",
+    "gaussian_actor": "lerobot_edge.policies.sac.plan",   # SAC's actor as LeRobot 0.6 names it
     "pi0": "lerobot_edge.policies.pi0.plan",
     "pi05": "lerobot_edge.policies.pi05.plan",
     "sac": "lerobot_edge.policies.sac.plan",

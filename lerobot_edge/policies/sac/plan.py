@@ -67,7 +67,7 @@ def build_plan(ckpt: Checkpoint) -> ExportPlan:
     keys = [*obs, "action"]
     pc = asdict(cfg)
     return ExportPlan(
-        policy_type="sac",
+        policy_type=ckpt.policy_type,   # "sac" (LeRobot 0.4) or "gaussian_actor" (0.6)
         policy_config={k: (list(v) if isinstance(v, tuple) else v) for k, v in pc.items()},
         graphs=[graph],
         observations=obs,

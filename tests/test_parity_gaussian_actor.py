@@ -1,0 +1,65 @@
+"""SAC's actor as LeRobot 0.6.1 saves it (`gaussian_actor`) against LeRobot 0.6.1 itself (references from
+`make parity-ref-gaussian-actor`, run in the 0.6 venv; skipped with a reason when absent). The same checks as
+the 0.4.4 `sac` parity: networks (mean, std, discrete Q) <= 1e-4, select_action equal in the deterministic
+mode (tanh(mean)) and, with LeRobot's own rsample draws tapped and injected here, in the stochastic mode."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_parity_sac import _scale
+
+from lerobot_edge import export, load_policy
+from lerobot_edge.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.parity
+REPO = Path(__file__).resolve().parents[1]
+CASES = ("ga_image_gripper", "ga_unshared", "ga_state")
+
+
+def reference_dir_06() -> Path | None:
+    env = os.environ.get("LEROBOT_EDGE_REFERENCE_GA_DIR")
+    if env:
+        return Path(env)
+    current = REPO / ".cache" / "reference" / "gaussian-actor-current"
+    if current.is_file():
+        p = Path(current.read_text().strip())
+        return p if p.is_absolute() else REPO / p
+    return None
+
+
+@pytest.fixture(scope="module", params=CASES)
+def case(request, tmp_path_factory):
+    root = reference_dir_06()
+    d = root / request.param if root else None
+    if d is None or not (d / "reference.npz").is_file():
+        pytest.skip("no LeRobot 0.6.1 gaussian_actor reference: run `make parity-ref-gaussian-actor` "
+                    "(needs the LeRobot 0.6 venv)")
+    ckpt = load_checkpoint(d / "checkpoint")
+    assert ckpt.policy_type == "gaussian_actor"
+    bundle = export(d / "checkpoint", tmp_path_factory.mktemp("gapar") / request.param)
+    return ckpt, bundle, dict(np.load(d / "reference.npz"))
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_gaussian_actor_matches_lerobot_06(case, backend):
+    ckpt, bundle, ref = case
+    pytest.importorskip(backend)
+    policy = load_policy(bundle, backend)
+    assert policy.type == "gaussian_actor"
+    obs = {k[len("obs."):]: v for k, v in ref.items() if k.startswith("obs.")}
+    feed, _ = policy.preprocess(obs)
+    out = policy.sessions["sac_actor"].run(feed)
+    assert np.abs(out["mean"] - ref["mean"]).max() <= 1e-4
+    assert np.abs(out["std"] - ref["std"]).max() <= 1e-4
+    A, scale = ref["mean"].shape[1], _scale(ckpt)
+    det = policy.select_action(obs)
+    assert np.abs((det[:, :A] - ref["action_mean"]) / scale).max() <= 1e-4
+    sampled = policy.select_action(obs, noise=ref["noise"])
+    assert np.abs((sampled[:, :A] - ref["action_sampled"]) / scale).max() <= 1e-4
+    if "discrete_q" in ref:
+        assert np.abs(out["discrete_q"] - ref["discrete_q"]).max() <= 1e-4
+        np.testing.assert_array_equal(det[:, A], ref["discrete_action"])

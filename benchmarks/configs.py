@@ -9,6 +9,8 @@ checkpoint path; `tables.py` and the pytest-benchmark suite both use them.
     pi05_reduced        the same for pi0.5
     sac_default         SAC actor at LeRobot's default sizes, 1 camera 3x128x128, state 18, action 3
     tdmpc_xarm          TDMPC at LeRobot's defaults (xarm lift: camera 3x84x84, state 4, action 4; MPPI 6 iterations)
+    vqbet_pusht         VQ-BeT at LeRobot's defaults (PushT: camera 3x96x96, crop 84, 5 obs steps, GPT 8x512)
+    smolvla_reduced     SmolVLA with a tiny SmolVLM-like VLM (CI size; full size: benchmarks/smolvla_full.py)
 Full-size VLAs are exported by their own scripts (one process per graph and backend: see README).
 """
 
@@ -66,6 +68,22 @@ def tdmpc_xarm(d: Path) -> Path:
                                   cem_iterations=6, n_action_repeats=2, n_action_steps=1, use_mpc=True)
 
 
+def vqbet_pusht(d: Path) -> Path:
+    from vqbet_layout import write_vqbet_checkpoint
+
+    return write_vqbet_checkpoint(
+        d, image_shape=(3, 96, 96), state_dim=2, action_dim=2, n_obs_steps=5, n_action_pred_token=3,
+        action_chunk_size=5, crop_shape=[84, 84], spatial_softmax_num_keypoints=32, vqvae_n_embed=16,
+        vqvae_embedding_dim=256, vqvae_enc_hidden_dim=128, gpt_block_size=500, gpt_input_dim=512,
+        gpt_output_dim=512, gpt_n_layer=8, gpt_n_head=8, gpt_hidden_dim=512)
+
+
+def smolvla_reduced(d: Path) -> Path:
+    from smolvla_layout import write_smolvla_checkpoint, write_vlm_dir
+
+    return write_smolvla_checkpoint(d, write_vlm_dir(d.parent / f"{d.name}-vlm"))
+
+
 CONFIGS: dict[str, Callable[[Path], Path]] = {
     "act_aloha": act_aloha,
     "diffusion_pusht_ddim10": lambda d: _diffusion(d, "DDIM", 10),
@@ -74,6 +92,8 @@ CONFIGS: dict[str, Callable[[Path], Path]] = {
     "pi05_reduced": lambda d: _pi(d, "pi05"),
     "sac_default": sac_default,
     "tdmpc_xarm": tdmpc_xarm,
+    "vqbet_pusht": vqbet_pusht,
+    "smolvla_reduced": smolvla_reduced,
 }
 
 

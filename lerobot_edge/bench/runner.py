@@ -110,11 +110,15 @@ def _load(v: Variant, ckpt: str | None, cfg: BenchConfig, obs: dict, noise) -> N
     v.cold_start_s = time.perf_counter() - t0
 
 
-def _observations(spec: dict, n: int, seed: int) -> list[dict]:
+TASK = "pick up the red cube and place it in the bin"   # VLAs: a typical instruction (padded to max length)
+
+
+def _observations(manifest: dict, n: int, seed: int) -> list[dict]:
     from ..runtime.observations import random_observation
 
     rng = np.random.default_rng(seed)
-    return [random_observation(spec, rng) for _ in range(n)]
+    task = {"task": TASK} if manifest["runtime"].get("tokenizer") else {}
+    return [{**random_observation(manifest["observations"], rng), **task} for _ in range(n)]
 
 
 def _noise(manifest: dict, seed: int):
@@ -180,12 +184,14 @@ def run_bench(source: str | Path, cfg: BenchConfig | None = None, progress: Call
         variants, ckpt = _prepare(Path(source), cfg, Path(workdir or tmp), say)
         first = next(v for v in variants if not v.skipped)
         manifest = Bundle.open(first.bundle).manifest
-        obs, noise = _observations(manifest["observations"], 8, cfg.seed), _noise(manifest, cfg.seed)
+        obs, noise = _observations(manifest, 8, cfg.seed), _noise(manifest, cfg.seed)
         for v in variants:
             if not v.skipped:
                 say(f"loading {v.name} (cold start)")
                 _load(v, ckpt, cfg, obs[0], noise)
         live = [v for v in variants if not v.skipped]
+        if not live:
+            raise RuntimeError("no backend could run: " + "; ".join(f"{v.name}: {v.skipped}" for v in variants))
         say("warming up")
         stages = _chunk_rounds(live, obs, noise, cfg, say)
         say("timing select_action over full queues")

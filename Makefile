@@ -26,7 +26,7 @@ setup: $(VENV)/.stamp
 demo: setup
 	$(PY) scripts/demo.py $(DEMO_SOURCE)
 
-test: setup parity-ref parity-ref-more py310-env
+test: setup parity-ref parity-ref-more parity-ref-vqbet py310-env
 	$(PY) -m pytest -q
 
 # the robot side on Python 3.10 (Jetson JetPack 6): numpy + onnxruntime, no torch
@@ -40,8 +40,8 @@ py310-env: .venv-py310/.stamp
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
-# LeRobot 0.6 parity (pi0, pi05): its own Python 3.12 venv (several GB, ~5 min the first time); not in `make test`
-parity: setup parity-ref parity-ref-more parity06
+# LeRobot 0.6 parity (pi0, pi05, SmolVLA, SAC as gaussian_actor): its own Python 3.12 venv (several GB, ~5 min the first time); not in `make test`
+parity: setup parity-ref parity-ref-more parity-ref-vqbet parity06-ref smolvla-ref parity-ref-gaussian-actor
 	$(PY) -m pytest -q -m parity
 
 bench: setup
@@ -60,3 +60,6 @@ clean:
 -include mk/parity.mk
 -include mk/parity_more.mk
 -include mk/parity06.mk
+-include mk/parity_vqbet.mk
+-include mk/smolvla.mk
+-include mk/parity_gaussian_actor.mk

@@ -44,7 +44,6 @@ def export(source: str | Path, output: str | Path, target: str = "onnx", *, poli
         raise ValueError(f"--opset {opset}: lerobot-edge needs opset >= 18 (the dynamo exporter writes files "
                          "ONNX Runtime rejects at 17)")
     unsupported = {k: v for k, v in dict(calibration=calibration).items() if v}
-    unsupported.update({k: v for k, v in dict(rtc_exact=rtc_exact).items() if v})
     if unsupported:
         raise ValueError(f"export options {sorted(unsupported)} are not supported for this checkpoint/target yet")
 
@@ -56,7 +55,7 @@ def export(source: str | Path, output: str | Path, target: str = "onnx", *, poli
     if ckpt.base_path is not None:
         say(f"merging the LoRA adapter into {ckpt.base_path}")
     say(f"building {ckpt.policy_type} modules and loading weights (strict)")
-    plan = build_plan(ckpt, fuse_loop=fuse_loop, vlm=vlm)  # a policy that takes no such option refuses it
+    plan = build_plan(ckpt, fuse_loop=fuse_loop, rtc_exact=rtc_exact, vlm=vlm)  # a policy that takes no such option refuses it
     writer = BundleWriter(output, overwrite=overwrite)
     try:
         from .exporters.tokenizer import add_tokenizer
@@ -99,7 +98,9 @@ def _export_graphs(plan, writer: BundleWriter, tgt, precision: str, opset: int, 
     for g in plan.graphs:
         say(f"tracing graph '{g.name}' to ONNX (opset {opset})")
         example = g.sample_inputs(np.random.default_rng(0), 2)  # batch 2 keeps the axis dynamic
-        files = export_onnx(g.module, example, g.inputs, g.outputs, writer.abspath(f"{g.name}.onnx"), opset)
+        module = g.module if g.export_module is None else g.export_module(example)
+        files = export_onnx(module, example, g.inputs, g.outputs, writer.abspath(f"{g.name}.onnx"), opset)
+        del module  # a traced copy may hold its own graph; free it before the next graph
         for f in files:
             writer.add(f, "onnx")
         spec = GraphSpec(g.name, files[0], tuple(g.inputs), tuple(g.outputs), tolerance_for(precision, g.tolerance),
@@ -183,7 +184,8 @@ def validate_bundle(bundle: str | Path, against: str | Path, *, backend: str | N
     name = backend or TARGET_BACKEND.get(b.manifest["target"], "onnxruntime")
     say(f"reading checkpoint {against}")
     ckpt = load_checkpoint(against, policy_type=policy_type or b.manifest["policy"]["type"], revision=revision)
-    plan = build_plan(ckpt, fuse_loop=bool(b.manifest["runtime"].get("fuse_loop")),  # as it was exported
+    plan = build_plan(ckpt, fuse_loop=bool(b.manifest["runtime"].get("fuse_loop")),
+                      rtc_exact=bool(b.manifest["runtime"].get("rtc_exact")),  # as it was exported
                       vlm=b.manifest["policy"]["config"].get("vlm_source"))
     specs = [b.graphs[g.name] for g in plan.graphs]
     say(f"validating {len(specs)} graph(s) with {name} against PyTorch ({VALIDATION_TRIALS} seeded trials)")

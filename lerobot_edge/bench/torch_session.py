@@ -37,6 +37,7 @@ def load_torch_policy(bundle: str, checkpoint: str, threads: int | None = None) 
     from ..policies import build_plan
 
     b = Bundle.open(bundle)
-    plan = build_plan(load_checkpoint(checkpoint, policy_type=b.manifest["policy"]["type"]))
+    plan = build_plan(load_checkpoint(checkpoint, policy_type=b.manifest["policy"]["type"]),
+                      rtc_exact=bool(b.manifest["runtime"].get("rtc_exact")))  # the graphs the bundle has
     sessions = {g.name: TorchSession(g, threads) for g in plan.graphs}
     return _runtime_class(b.manifest["runtime"]["kind"])(b, "torch", sessions, {})

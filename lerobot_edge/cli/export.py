@@ -27,6 +27,9 @@ def add_parser(sub) -> None:
                                        "PaliGemma tokenizer is gated on the Hub, so pass a local copy)")
     p.add_argument("--fuse-loop", action="store_true", help="Diffusion (DDIM): unroll the whole sampling loop "
                                                               "into one graph")
+    p.add_argument("--rtc-exact", action="store_true", help="pi0/pi05: also export the RTC \"exact\" step "
+                                                             "graph (true VJP through the denoiser) for "
+                                                             "load_policy(..., rtc=\"exact\")")
     p.add_argument("--base", help="base policy of a PEFT/LoRA checkpoint (default: adapter_config.json's)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     p.add_argument("--quiet", "-q", action="store_true")
@@ -39,7 +42,7 @@ def run(args, steps) -> int:
     path = export(args.source, args.output, args.target, policy_type=args.policy_type, revision=args.revision,
                   precision=args.precision, opset=args.opset, validate=not args.no_validate,
                   accept_accuracy=args.accept_accuracy, calibration=args.calibration, rename_map=args.rename_map,
-                  base=args.base, tokenizer=args.tokenizer, vlm=args.vlm, fuse_loop=args.fuse_loop,
+                  base=args.base, tokenizer=args.tokenizer, vlm=args.vlm, fuse_loop=args.fuse_loop, rtc_exact=args.rtc_exact,
                   overwrite=args.overwrite, progress=steps)
     steps.done()
     print(path)

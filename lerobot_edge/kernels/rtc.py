@@ -3,6 +3,8 @@
 LeRobot computes its correction with autograd, but its velocity `v` is computed before `x_t` requires grad,
 so d(x1)/d(x_t) is the identity and the correction equals the weighted error itself. This module does that
 arithmetic directly (float32, the same order of operations), so any backend's denoise graph can be guided.
+"exact" mode gets its correction (the true VJP) from the bundle's `denoise_rtc` graph and applies it with
+`apply_correction`, the same guidance weight and prefix schedule.
 """
 
 from __future__ import annotations
@@ -74,7 +76,12 @@ def guide(x_t: np.ndarray, v_t: np.ndarray, time: float, prev: np.ndarray, weigh
     """Guided velocity. x_t, v_t, prev: (B, T, A) normalized (prev zero-padded); weights (T,); time in (0, 1]."""
     x1 = x_t - np.float32(time) * v_t
     err = (prev - x1) * weights[None, :, None]
-    return (v_t - guidance_weight(time, max_weight) * err).astype(np.float32)
+    return apply_correction(v_t, err, time, max_weight)
+
+
+def apply_correction(v_t: np.ndarray, correction: np.ndarray, time: float, max_weight: float) -> np.ndarray:
+    """v - gw(t) * correction, (B, T, A) float32; "guided" passes err, "exact" the VJP err^T d(x1)/d(x_t)."""
+    return (v_t - guidance_weight(time, max_weight) * correction).astype(np.float32)
 
 
 def pad_leftover(prev: np.ndarray, batch: int, chunk: int, dim: int) -> np.ndarray:

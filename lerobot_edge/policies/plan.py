@@ -34,6 +34,9 @@ class GraphPlan:
     outputs: list[IOSpec]
     tolerance: dict[str, dict[str, float]]     # output -> {"atol", "min_cosine"} at fp32
     sample_inputs: Callable[[np.random.Generator, int], dict[str, np.ndarray]]
+    # optional: (example inputs) -> the module handed to the ONNX exporter instead of `module`, which stays the
+    # eager reference for validation (e.g. pi0's RTC "exact" graph: a make_fx trace of a torch.func.vjp)
+    export_module: Callable[[dict[str, np.ndarray]], nn.Module] | None = None
 
 
 @dataclass

@@ -21,7 +21,8 @@ from .policy import EdgePolicy
 from .queues import ActionQueue
 from .vla_inputs import Tokenizer, camera_images, pi05_prompts
 
-RTC_MODES = ("guided", "off")
+RTC_MODES = ("guided", "exact", "off")
+EXACT_GRAPH = "denoise_rtc"   # exported with rtc_exact=True: (denoise inputs, time, prev, rtc_weights) -> v_t, correction
 
 
 class FlowMatchingEdgePolicy(EdgePolicy):
@@ -82,9 +83,14 @@ class FlowMatchingEdgePolicy(EdgePolicy):
         saved = self.manifest["runtime"].get("rtc") or {}
         if mode is None:
             mode = "guided" if saved.get("enabled") else "off"
+        if mode == "trained":
+            raise ValueError("rtc='trained' (hard inpainting for checkpoints trained with training-time RTC) waits "
+                             "for a LeRobot release that ships training-time RTC; use 'guided' or 'exact'")
         if mode not in RTC_MODES:
-            raise ValueError(f"rtc={mode!r}: expected one of {RTC_MODES} (\"exact\" needs a bundle exported with "
-                             "rtc_exact=True, not available yet)")
+            raise ValueError(f"rtc={mode!r}: expected one of {RTC_MODES}")
+        if mode == "exact" and EXACT_GRAPH not in self.bundle.graphs:
+            raise ValueError("rtc='exact' needs a bundle exported with rtc_exact=True (lerobot-edge export "
+                             f"--rtc-exact); this bundle has graphs {sorted(self.bundle.graphs)}")
         self.rtc_mode = mode
         base = {k: saved[k] for k in ("prefix_attention_schedule", "max_guidance_weight", "execution_horizon")
                 if k in saved}
@@ -195,12 +201,26 @@ class FlowMatchingEdgePolicy(EdgePolicy):
             feed = {"x_t": x_t, "time_emb": time_emb, "k_cache": k, "v_cache": v, "prefix_mask": prefix_mask}
             if "state" in self.denoise_inputs:
                 feed["state"] = x["state"]
-            v_t = self.run_graph("denoise", feed)["v_t"]
+            if prev is not None and self.rtc_mode == "exact":
+                v_t = self._exact_velocity(feed, time, prev, weights)
+            else:
+                v_t = self.run_graph("denoise", feed)["v_t"]
             with self._stage("sampler"):
-                if prev is not None:
+                if prev is not None and self.rtc_mode == "guided":
                     v_t = rtc_kernels.guide(x_t, v_t, time, prev, weights, self.rtc.max_guidance_weight)
                 x_t = (x_t + np.float32(dt) * v_t).astype(np.float32)
         return x_t
+
+    def _exact_velocity(self, feed: dict, time: float, prev: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """RTC "exact": v - gw(t) * err^T d(x1)/d(x_t) from the `denoise_rtc` graph (fixed batch, see its spec)."""
+        batch = self.bundle.graphs[EXACT_GRAPH].inputs[0].shape[0]
+        if feed["x_t"].shape[0] != batch:
+            raise ObservationError(f"rtc='exact': the {EXACT_GRAPH} graph runs batch {batch}, got batch "
+                                   f"{feed['x_t'].shape[0]} (use rtc='guided' for batched observations)")
+        out = self.run_graph(EXACT_GRAPH, {**feed, "time": np.full((batch,), time, np.float32), "prev": prev,
+                                           "rtc_weights": weights})
+        with self._stage("sampler"):
+            return rtc_kernels.apply_correction(out["v_t"], out["correction"], time, self.rtc.max_guidance_weight)
 
     # -- LeRobot's interface -----------------------------------------------------------------------
     def predict_action_chunk(self, obs: Mapping[str, Any], noise: np.ndarray | None = None, inference_delay=None,

@@ -14,8 +14,9 @@ COMPILE_INFIX = "._orig_mod."  # left in keys by torch.compile'd training runs
 
 
 def load_strict(module: nn.Module, weights: Mapping[str, np.ndarray], *, unused_prefixes: Iterable[str] = (),
-                what: str = "checkpoint") -> None:
-    """Load `weights` into `module` with strict=True semantics.
+                what: str = "checkpoint", assign: bool = False) -> None:
+    """Load `weights` into `module` with strict=True semantics. assign=True makes the tensors (e.g. memory
+    maps) the module's parameters instead of copying them: for a module built on the meta device.
 
     Keys that start with one of `unused_prefixes` are legitimately present and ignored (e.g. legacy
     normalization buffers). Any other unexpected key, a missing key or a shape mismatch is a
@@ -38,7 +39,7 @@ def load_strict(module: nn.Module, weights: Mapping[str, np.ndarray], *, unused_
     if problems:
         raise CheckpointError(f"{what}: weights do not match the config:\n  " + "\n  ".join(problems))
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v)).to(own[k].dtype) for k, v in clean.items()}
-    module.load_state_dict(tensors, strict=True)
+    module.load_state_dict(tensors, strict=True, assign=assign)
 
 
 def _short(items: list[str], n: int = 8) -> str:

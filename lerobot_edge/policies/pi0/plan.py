@@ -1,4 +1,5 @@
-"""Pi0's graph plan: `vision` (one camera per call) -> `prefix` (KV cache) -> `denoise` (one Euler velocity).
+"""Pi0's graph plan: `vision` (one camera per call) -> `prefix` (KV cache) -> `denoise` (one Euler velocity),
+and with `rtc_exact=True` a fourth graph `denoise_rtc` (velocity + the RTC VJP correction, see rtc_exact.py).
 
 Weights load strictly; the allow-list: `…paligemma.lm_head.weight` may be present (and is the embedding table
 when `…language_model.embed_tokens.weight` is absent, as LeRobot does at load), `…gemma_expert.lm_head.weight`
@@ -19,6 +20,7 @@ from ..common.weights import load_strict
 from ..plan import ExportPlan, GraphPlan
 from .config import PI0Config
 from .model import DenoiseGraph, PI0Core, PI0Weights, PrefixGraph, VisionGraph
+from .rtc_exact import exact_graph
 from .validate import chunk_check
 
 PG = "model.paligemma_with_expert.paligemma."
@@ -29,6 +31,7 @@ TOL_TOKENS = {"atol": 1e-3, "min_cosine": 0.99999}
 # one velocity on random KV/weights (activations O(10)); the 1e-4 contract is checked on the full chunk
 TOL_ACTION = {"atol": 1e-3, "min_cosine": 0.99999}
 DEFAULT_TOKENIZER = "google/paligemma-3b-pt-224"
+EXPORT_OPTIONS = ("rtc_exact",)
 
 
 def prepare_weights(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -41,10 +44,16 @@ def prepare_weights(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def load_core(ckpt: Checkpoint, cfg: PI0Config, core_cls=PI0Core):
-    weights = prepare_weights(ckpt.load_weights())
+    """Our modules with the checkpoint's weights. Built on the meta device and given the memory-mapped
+    tensors themselves (assign): at full size (13 GB fp32) there is never a second copy of the weights."""
+    import torch
+
+    weights = prepare_weights(ckpt.load_weights(mmap=True))
     cfg.vocab_size = int(weights[EMBED].shape[0])
-    root = PI0Weights(cfg, core_cls(cfg))
-    load_strict(root, weights, unused_prefixes=(*LM_HEADS, *LEGACY_STAT_PREFIXES), what=f"{ckpt.policy_type} {ckpt.path}")
+    with torch.device("meta"):
+        root = PI0Weights(cfg, core_cls(cfg))
+    load_strict(root, weights, unused_prefixes=(*LM_HEADS, *LEGACY_STAT_PREFIXES), what=f"{ckpt.policy_type} {ckpt.path}",
+                assign=True)
     return root.eval().model
 
 
@@ -99,8 +108,9 @@ def sampler(inputs: list[IOSpec], vocab: int):
     return sample
 
 
-def flow_plan(ckpt: Checkpoint, cfg, core, model: str, denoise, with_state: bool, extra_runtime: dict) -> ExportPlan:
-    """The ExportPlan of a pi-family checkpoint, given its core module and denoise graph."""
+def flow_plan(ckpt: Checkpoint, cfg, core, model: str, denoise, with_state: bool, extra_runtime: dict,
+              rtc_exact: bool = False) -> ExportPlan:
+    """The ExportPlan of a pi-family checkpoint, given its core module and denoise graph (+ `denoise_rtc`)."""
     tok = tokenizer_settings(ckpt, cfg)
     n_cams, npatch = len(cfg.image_keys), cfg.vision.num_patches
     prefix_len = n_cams * npatch + tok["max_length"]
@@ -109,6 +119,8 @@ def flow_plan(ckpt: Checkpoint, cfg, core, model: str, denoise, with_state: bool
               GraphPlan("prefix", PrefixGraph(core, npatch), pi, po, {"k_cache": TOL_TOKENS, "v_cache": TOL_TOKENS},
                         sampler(pi, cfg.vocab_size)),
               GraphPlan("denoise", denoise, di, do, {"v_t": TOL_ACTION}, sampler(di, cfg.vocab_size))]
+    if rtc_exact:
+        graphs.append(exact_graph(graphs[-1], cfg.chunk_size, cfg.max_action_dim))
     obs = {k: {"kind": "image", "shape": list(ckpt.input_features[k].shape), "graph_input": "image"}
            for k in cfg.image_keys}
     if cfg.state_dim:
@@ -125,6 +137,7 @@ def flow_plan(ckpt: Checkpoint, cfg, core, model: str, denoise, with_state: bool
                        "prefix_attention_schedule": str(rtc.get("prefix_attention_schedule", "LINEAR")).upper(),
                        "max_guidance_weight": float(rtc.get("max_guidance_weight", 10.0)),
                        "execution_horizon": int(rtc.get("execution_horizon", 10))},
+               "rtc_exact": bool(rtc_exact),
                **extra_runtime}
     config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
     return ExportPlan(policy_type=ckpt.policy_type, policy_config=config, graphs=graphs, observations=obs,
@@ -135,7 +148,7 @@ def flow_plan(ckpt: Checkpoint, cfg, core, model: str, denoise, with_state: bool
                       extra={"tokenizer": tok["name"]}, end_to_end=chunk_check(graphs))
 
 
-def build_plan(ckpt: Checkpoint) -> ExportPlan:
+def build_plan(ckpt: Checkpoint, rtc_exact: bool = False) -> ExportPlan:
     cfg = PI0Config.from_checkpoint(ckpt)
     core = load_core(ckpt, cfg)
-    return flow_plan(ckpt, cfg, core, "pi0", DenoiseGraph(core, cfg), True, {"append_newline": True})
+    return flow_plan(ckpt, cfg, core, "pi0", DenoiseGraph(core, cfg), True, {"append_newline": True}, rtc_exact)

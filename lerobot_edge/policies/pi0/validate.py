@@ -1,6 +1,7 @@
 """End-to-end export check for the pi family: the sampled chunk (vision -> prefix -> N denoise steps, host
 Euler loop) with shared noise, engine vs our PyTorch modules through the same FlowMatchingEdgePolicy; errors
-in normalized action units. Once without and once with RTC guidance (a seeded leftover)."""
+in normalized action units. Once without and once with RTC guidance (a seeded leftover), and with RTC "exact"
+too when the bundle has its `denoise_rtc` graph."""
 
 from __future__ import annotations
 
@@ -32,9 +33,10 @@ def chunk_check(graphs: list[GraphPlan]):
 
         runner = get_backend(backend_name)()
         sessions = {n: runner.load(s, bundle, options) for n, s in bundle.graphs.items()}
-        engine = FlowMatchingEdgePolicy(bundle, backend_name, sessions, {"rtc": "guided", "seed": SEED})
-        eager = FlowMatchingEdgePolicy(bundle, "torch", {g.name: TorchGraphSession(g) for g in graphs},
-                                       {"rtc": "guided", "seed": SEED})
+        torch_sessions = {g.name: TorchGraphSession(g) for g in graphs}
+        modes = ["guided", "exact"] if "denoise_rtc" in bundle.graphs else ["guided"]
+        engine = [FlowMatchingEdgePolicy(bundle, backend_name, sessions, {"rtc": m, "seed": SEED}) for m in modes]
+        eager = [FlowMatchingEdgePolicy(bundle, "torch", torch_sessions, {"rtc": m, "seed": SEED}) for m in modes]
         rng = np.random.default_rng(SEED)
         obs = _observation(bundle.manifest["observations"], rng)
         noise = rng.standard_normal((1, *bundle.manifest["noise_shape"][1:])).astype(np.float32)
@@ -42,7 +44,8 @@ def chunk_check(graphs: list[GraphPlan]):
         left = {"inference_delay": 2, "prev_chunk_left_over": rng.standard_normal((4, a)).astype(np.float32)}
         key = bundle.manifest["action"]["key"]
         scale = action_scale(bundle.manifest["normalization"].get(key, "IDENTITY"), bundle.stats().get(key, {}))
-        expected = [{"action": eager.predict_action_chunk(obs, noise=noise, **kw) / scale} for kw in ({}, left)]
-        actual = [{"action": engine.predict_action_chunk(obs, noise=noise, **kw) / scale} for kw in ({}, left)]
+        calls = [(0, {}), *((k, left) for k in range(len(modes)))]   # plain, then each RTC mode
+        expected = [{"action": eager[k].predict_action_chunk(obs, noise=noise, **kw) / scale} for k, kw in calls]
+        actual = [{"action": engine[k].predict_action_chunk(obs, noise=noise, **kw) / scale} for k, kw in calls]
         return compare("sampled_chunk", backend_name, expected, actual, tolerance_for(precision, TOLERANCE))
     return check

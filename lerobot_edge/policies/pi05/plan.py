@@ -8,8 +8,11 @@ from ..plan import ExportPlan
 from ..pi0.plan import flow_plan, load_core
 from .model import PI05Config, PI05Core, DenoiseGraph05
 
+EXPORT_OPTIONS = ("rtc_exact",)
 
-def build_plan(ckpt: Checkpoint) -> ExportPlan:
+
+def build_plan(ckpt: Checkpoint, rtc_exact: bool = False) -> ExportPlan:
     cfg = PI05Config.from_checkpoint(ckpt)
     core = load_core(ckpt, cfg, PI05Core)
-    return flow_plan(ckpt, cfg, core, "pi05", DenoiseGraph05(core, cfg), False, {"state_in_prompt": True})
+    return flow_plan(ckpt, cfg, core, "pi05", DenoiseGraph05(core, cfg), False, {"state_in_prompt": True},
+                     rtc_exact)

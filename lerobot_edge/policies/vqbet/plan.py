@@ -16,6 +16,7 @@ from ..common.weights import load_strict
 from ..plan import ExportPlan, GraphPlan, normal_sampler
 from .config import N_VQ_LAYERS, STATE, VQBeTConfig
 from .model import DecodeGraph, PolicyGraph, VQBeTPolicyModule
+from .validate import chunk_check
 
 TOL = {"atol": 1e-4, "min_cosine": 0.99999}
 DISCRETIZED = "vqbet.action_head.vqvae_model.discretized"
@@ -66,12 +67,14 @@ def build_plan(ckpt: Checkpoint) -> ExportPlan:
                "n_action_steps": cfg.action_chunk_size, "action_dim": cfg.action_dim, "n_codes": cfg.vqvae_n_embed,
                "n_vq_layers": N_VQ_LAYERS, "temperature": cfg.bet_softmax_temperature,
                "sequentially_select": cfg.sequentially_select, "sampling": "sample", "noise": "uniform"}
+    graphs = _graphs(cfg, policy)
     return ExportPlan(
         policy_type="vqbet",
         policy_config={k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
-        graphs=_graphs(cfg, policy), observations=obs, action={"key": "action", "shape": [cfg.action_dim]},
+        graphs=graphs, observations=obs, action={"key": "action", "shape": [cfg.action_dim]},
         normalization={k: ckpt.norm_modes.get(k, "IDENTITY") for k in keys},
         stats={k: ckpt.stats[k] for k in keys if k in ckpt.stats},
         runtime=runtime, legacy_stats=ckpt.legacy_stats,
         noise_shape=["batch", N_VQ_LAYERS],   # one U[0, 1) draw per residual-VQ layer (inverse CDF)
+        end_to_end=chunk_check(graphs),       # sampled chunks with shared draws, engine vs PyTorch
     )

@@ -35,16 +35,20 @@ def inverse_cdf(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.minimum(idx, probs.shape[-1] - 1)
 
 
+def pick(logits: np.ndarray, u: np.ndarray | None, temperature: float) -> np.ndarray:
+    """logits (…, K), uniforms (…) -> codes (…): the inverse-CDF draw at the temperature, or argmax (u None)."""
+    if u is None:
+        return np.argmax(logits, axis=-1)
+    return inverse_cdf(softmax(logits, temperature), u)
+
+
 def draw_codes(out: Mapping[str, np.ndarray], u: np.ndarray | None, temperature: float) -> np.ndarray:
     """Engine outputs + uniforms (B, G) (None: greedy) -> codes (B, G) int64 (primary, secondary)."""
-    pick = (lambda logits, v: inverse_cdf(softmax(logits, temperature), v)) if u is not None else \
-        (lambda logits, v: np.argmax(logits, axis=-1))
-    if "code_logits" in out:                                             # both layers drawn independently
-        logits = out["code_logits"]                                      # (B, G, K)
-        return pick(logits, u).astype(np.int64)
-    primary = pick(out["primary_logits"], None if u is None else u[:, 0])                 # (B,)
+    if "code_logits" in out:                                             # (B, G, K): layers drawn independently
+        return pick(out["code_logits"], u, temperature).astype(np.int64)
+    primary = pick(out["primary_logits"], None if u is None else u[:, 0], temperature)           # (B,)
     rows = out["secondary_logits"][np.arange(primary.shape[0]), primary]  # (B, K, K) -> (B, K) given the primary
-    secondary = pick(rows, None if u is None else u[:, 1])
+    secondary = pick(rows, None if u is None else u[:, 1], temperature)
     return np.stack([primary, secondary], axis=1).astype(np.int64)       # (B, G)
 
 

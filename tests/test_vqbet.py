@@ -144,3 +144,15 @@ def test_inverse_cdf_draws_follow_the_softmax():
     assert np.abs(freq - probs).max() < 4 * np.sqrt(0.25 / n)                  # 4 sigma of a Bernoulli mean
     assert (inverse_cdf(probs, np.zeros(2)) == (probs > 0).argmax(-1)).all()
     assert (inverse_cdf(probs, np.full(2, np.nextafter(1, 0))) == 5).all()
+
+
+def test_batch_change_is_refused_until_reset(case):
+    ckpt, bundle = case
+    p = load_policy(bundle, seed=0)
+    one, two = _obs(ckpt, np.random.default_rng(4), 1), _obs(ckpt, np.random.default_rng(5), 2)
+    p.select_action(one)
+    with pytest.raises(ObservationError, match="batch size 2 differs"):
+        p.select_action(two)
+    assert len(p.queue) == p.chunk_size - 1                                     # nothing changed
+    p.reset()
+    assert p.select_action(two).shape[0] == 2

@@ -90,6 +90,13 @@ class VQBeTEdgePolicy(EdgePolicy):
         self.queue.clear()
 
     def _push(self, feed: dict[str, np.ndarray]) -> None:
+        """Append one observation (B, …) per input. A batch size other than the history's is refused before
+        anything changes (the queued actions were drawn for that batch too)."""
+        batch = next(iter(feed.values())).shape[0]
+        held = next(iter(self.history.values()))[0].shape[0] if self.history else None
+        if held is not None and batch != held:
+            raise ObservationError(f"observation batch size {batch} differs from the {held} of the observation "
+                                   "history: call reset() when the number of robots changes")
         for name, x in feed.items():
             q = self.history.setdefault(name, deque(maxlen=self.n_obs_steps))
             while len(q) < self.n_obs_steps - 1:  # first call: fill with copies, as LeRobot's populate_queues

@@ -60,6 +60,10 @@ def export(source: str | Path, output: str | Path, target: str = "onnx", *, poli
     try:
         from .exporters.tokenizer import add_tokenizer
         add_tokenizer(writer, plan, tokenizer)  # VLAs: tokenizer.json into the bundle; others refuse tokenizer=
+        for rel, write in getattr(plan, "extra_files", {}).items():
+            say(f"writing {rel}")
+            write(writer.abspath(rel))
+            writer.add(rel, "common")
         specs = _export_graphs(plan, writer, tgt, precision, opset, calibration, say)
         writer.write_stats(plan.stats)
         manifest = _manifest(ckpt, plan, specs, target, precision, opset)

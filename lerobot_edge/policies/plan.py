@@ -57,3 +57,6 @@ class ExportPlan:
     # optional check after the per-graph validation, for policies with a host loop (e.g. Diffusion's sampled
     # chunk with shared noise): (bundle, backend name, backend options, precision) -> accuracy.GraphReport
     end_to_end: Callable | None = None
+    # files beside the graphs, written into the bundle's common set: relative name -> writer(path)
+    # (e.g. pi0's language embedding table, gathered on the host)
+    extra_files: dict[str, Callable] = field(default_factory=dict)

@@ -71,6 +71,7 @@ class FlowMatchingEdgePolicy(EdgePolicy):
             raise BundleError("malformed manifest: runtime.state_token without a state observation")
         if self.state_in_prompt and self.state_key is None:
             raise BundleError("malformed manifest: runtime.state_in_prompt without a state observation")
+        self._configure_embedding(self.manifest["runtime"].get("embedding"))
         self.denoise_inputs = {i.name: i for i in self.bundle.graphs["denoise"].inputs}
         if "time_emb" not in self.denoise_inputs:
             raise BundleError(f"graph 'denoise' has no 'time_emb' input (inputs: {sorted(self.denoise_inputs)})")
@@ -102,6 +103,25 @@ class FlowMatchingEdgePolicy(EdgePolicy):
             raise ValueError(f"rtc_options {unknown} unknown; accepted: schedule, max_guidance_weight, "
                              "execution_horizon")
         self.rtc = rtc_kernels.RTCOptions(**{**base, **opts})
+
+    def _configure_embedding(self, emb: Mapping[str, Any] | None) -> None:
+        """pi0/pi05: the language embedding table is a bundle file, memory-mapped (only the rows a prompt uses
+        are ever read) and gathered here; the prefix graph takes `lang_embeds`."""
+        self.embed_table = None
+        if not emb:
+            return
+        self.embed_table = np.load(self.bundle.file(emb["file"]), mmap_mode="r", allow_pickle=False)
+        self.embed_scale = np.float32(emb["scale"])
+        if self.embed_table.ndim != 2 or self.embed_table.dtype != np.float32:
+            raise BundleError(f"{emb['file']}: expected a float32 (vocab, width) table, got "
+                              f"{self.embed_table.dtype} {self.embed_table.shape}")
+
+    def _embed(self, ids: np.ndarray) -> np.ndarray:
+        """(B, L) token ids -> (B, L, W) float32 embeddings * sqrt(W), as the VLM's embed_tokens would."""
+        if ids.size and (ids.min() < 0 or ids.max() >= self.embed_table.shape[0]):
+            raise BundleError(f"token id {int(ids.max())} outside the bundle's embedding table "
+                              f"({self.embed_table.shape[0]} rows): tokenizer and table do not match")
+        return np.asarray(self.embed_table[ids], dtype=np.float32) * self.embed_scale
 
     def reset(self) -> None:
         self.queue.clear()
@@ -153,6 +173,9 @@ class FlowMatchingEdgePolicy(EdgePolicy):
         if self.state_token:
             feed["state"] = x["state"]
             masks.append(np.ones((x["lang_mask"].shape[0], 1), bool))
+        if "lang_embeds" in spec:
+            with self._stage("preprocess"):
+                feed["lang_embeds"] = self._embed(x["lang_tokens"])
         feed = {k: v for k, v in feed.items() if k in spec}
         out = self.run_graph("prefix", feed, keep=("k_cache", "v_cache"))
         prefix_mask = np.concatenate(masks, axis=1)

@@ -82,17 +82,21 @@ class VisionGraph(nn.Module):
 
 
 class PrefixGraph(nn.Module):
-    """image_tokens (B, C*N, W), image_mask (B, C), lang_tokens (B, L) int64, lang_mask (B, L)
-    -> k_cache, v_cache (depth, B, Hkv, C*N + L, D): the VLM's post-RoPE keys/values, bidirectional prefix."""
+    """image_tokens (B, C*N, W), image_mask (B, C), lang_embeds (B, L, W), lang_mask (B, L)
+    -> k_cache, v_cache (depth, B, Hkv, C*N + L, D): the VLM's post-RoPE keys/values, bidirectional prefix.
+
+    The language embedding (a gather from the 257,152 x 2048 table, 2.1 GB fp32 at full size, times sqrt(W))
+    happens on the host (`host_embeddings`, runtime `embedding`): an engine holding the table would keep 2.1 GB
+    resident for 48 rows per chunk, while the host reads those rows from a memory-mapped file."""
 
     def __init__(self, core: nn.Module, tokens_per_image: int):
         super().__init__()
         self.core = core
         self.n = tokens_per_image
 
-    def forward(self, image_tokens, image_mask, lang_tokens, lang_mask):
+    def forward(self, image_tokens, image_mask, lang_embeds, lang_mask):
         lm = self.core.paligemma_with_expert.paligemma.model.language_model
-        x = torch.cat([image_tokens, lm.embed(lang_tokens)], dim=1)                 # (B, P, W)
+        x = torch.cat([image_tokens, lang_embeds], dim=1)                            # (B, P, W)
         img_pad = (image_mask > 0.5).repeat_interleave(self.n, dim=1)                # (B, C*N)
         pad = torch.cat([img_pad, lang_mask > 0.5], dim=1)                           # (B, P)
         pos = torch.cumsum(pad.to(torch.int64), dim=1) - 1

@@ -78,7 +78,7 @@ def graph_specs(cfg, n_cams: int, prefix_len: int, with_state: bool):
               [IOSpec("image_tokens", ("batch", v.num_patches, d.width))])
     prefix = ([IOSpec("image_tokens", ("batch", n_cams * v.num_patches, d.width)),
                IOSpec("image_mask", ("batch", n_cams)),
-               IOSpec("lang_tokens", ("batch", prefix_len - n_cams * v.num_patches), "int64"),
+               IOSpec("lang_embeds", ("batch", prefix_len - n_cams * v.num_patches, d.width)),
                IOSpec("lang_mask", ("batch", prefix_len - n_cams * v.num_patches))],
               [IOSpec("k_cache", kv), IOSpec("v_cache", kv)])
     den_in = [IOSpec("x_t", ("batch", cfg.chunk_size, cfg.max_action_dim)), IOSpec("time_emb", ("batch", cfg.expert.width)),
@@ -86,6 +86,19 @@ def graph_specs(cfg, n_cams: int, prefix_len: int, with_state: bool):
     if with_state:
         den_in.append(IOSpec("state", ("batch", cfg.max_state_dim)))
     return vision, prefix, (den_in, [IOSpec("v_t", ("batch", cfg.chunk_size, cfg.max_action_dim))])
+
+
+def host_embeddings(core, file: str = "embedding.npy") -> tuple[dict, dict]:
+    """The language embedding table as a bundle file the runtime memory-maps and gathers from (pi0's prefix
+    graph takes embeddings, not ids). -> (ExportPlan.extra_files entry, runtime["embedding"] settings); the
+    scale is sqrt(width) rounded to float32, as transformers multiplies in the table's dtype."""
+    table = core.paligemma_with_expert.paligemma.model.language_model.embed_tokens.weight
+
+    def write(path) -> None:
+        np.save(path, table.detach().numpy(), allow_pickle=False)   # streams from the memory-mapped weights
+
+    scale = float(np.float32(table.shape[1] ** 0.5))
+    return {file: write}, {"file": file, "scale": scale, "rows": int(table.shape[0]), "width": int(table.shape[1])}
 
 
 def sampler(inputs: list[IOSpec], vocab: int):
@@ -127,6 +140,7 @@ def flow_plan(ckpt: Checkpoint, cfg, core, model: str, denoise, with_state: bool
         obs[STATE] = {"kind": "state", "shape": [cfg.state_dim], "graph_input": "state"}
     keys = [*obs, "action"]
     rtc = dict(cfg.rtc_config or {})
+    embed_files, embedding = host_embeddings(core)
     runtime = {"kind": "flow", "model": model, "chunk_size": cfg.chunk_size, "n_action_steps": cfg.n_action_steps,
                "num_inference_steps": cfg.num_inference_steps, "max_state_dim": cfg.max_state_dim,
                "max_action_dim": cfg.max_action_dim, "min_period": cfg.min_period,
@@ -137,7 +151,7 @@ def flow_plan(ckpt: Checkpoint, cfg, core, model: str, denoise, with_state: bool
                        "prefix_attention_schedule": str(rtc.get("prefix_attention_schedule", "LINEAR")).upper(),
                        "max_guidance_weight": float(rtc.get("max_guidance_weight", 10.0)),
                        "execution_horizon": int(rtc.get("execution_horizon", 10))},
-               "rtc_exact": bool(rtc_exact),
+               "rtc_exact": bool(rtc_exact), "embedding": embedding,
                **extra_runtime}
     config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
     return ExportPlan(policy_type=ckpt.policy_type, policy_config=config, graphs=graphs, observations=obs,
@@ -145,7 +159,7 @@ def flow_plan(ckpt: Checkpoint, cfg, core, model: str, denoise, with_state: bool
                       normalization={k: ckpt.norm_modes.get(k, "IDENTITY") for k in keys},
                       stats={k: ckpt.stats[k] for k in keys if k in ckpt.stats}, runtime=runtime,
                       noise_shape=["batch", cfg.chunk_size, cfg.max_action_dim],
-                      extra={"tokenizer": tok["name"]}, end_to_end=chunk_check(graphs))
+                      extra={"tokenizer": tok["name"]}, end_to_end=chunk_check(graphs), extra_files=embed_files)
 
 
 def build_plan(ckpt: Checkpoint, rtc_exact: bool = False) -> ExportPlan:

@@ -5,6 +5,7 @@ RTC; "longest" vs max_length language padding; host resizing with SmolVLA's top-
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -56,7 +57,7 @@ def test_bundle_graphs_tokenizer_and_settings(smolvla_bundle):
     m = json.loads((smolvla_bundle / "manifest.json").read_text())
     assert [g["name"] for g in m["graphs"]] == ["vision", "prefix", "denoise"]
     assert m["validation"]["passed"] is True
-    assert "tokenizer.json" in m["files"]["common"]
+    assert {"tokenizer.json", "embedding.npy"} <= set(m["files"]["common"])   # the table is gathered on the host
     rt = m["runtime"]
     assert (rt["padding"], rt["clamp"], rt["state_token"], rt["image_size"]) == ("top_left", False, True, 64)
     assert rt["tokenizer"]["max_length"] == 16 and rt["tokenizer"]["pad_id"] == 2   # <|im_end|>
@@ -95,7 +96,9 @@ def _chunk(plan, images, image_mask, ids, mask, state, noise, steps=10):
     t = torch.as_tensor
     with torch.no_grad():
         tokens = torch.cat([g["vision"](t(im)) for im in images], dim=1)
-        k, v = g["prefix"](tokens, t(image_mask), t(ids), t(mask.astype(np.float32)), t(state))
+        text = plan.graphs[1].module.core.vlm_with_expert.vlm.model.text_model
+        embeds = text.embed_tokens(t(ids)) * np.float32(64 ** 0.5)                # as the runtime gathers them
+        k, v = g["prefix"](tokens, t(image_mask), embeds, t(mask.astype(np.float32)), t(state))
         n = tokens.shape[1] // image_mask.shape[1]
         pmask = np.concatenate([np.repeat(image_mask, n, axis=1), mask, np.ones((len(ids), 1))], 1).astype(np.float32)
         x = t(noise)
@@ -218,3 +221,29 @@ def test_control_loop_feeds_rtc_the_leftover_and_the_measured_delay(smolvla_bund
     later = report["inferences"][1:]
     assert later and all(r["leftover"] > 0 and "inference_delay" in r for r in later)
     assert report["robot"]["actions_received"] >= 20
+
+
+@pytest.mark.skipif(not os.environ.get("LEROBOT_EDGE_RTC_EXACT_BUNDLES"),
+                    reason="an rtc_exact export takes about a minute here: set LEROBOT_EDGE_RTC_EXACT_BUNDLES=1")
+def test_rtc_exact_bundle_matches_eager_and_differs_from_guided(smolvla_checkpoint, tmp_path):
+    """rtc_exact=True adds `denoise_rtc` (the exact vector-Jacobian product through the expert, pi0.rtc_exact)."""
+    from lerobot_edge import export, load_policy
+    from lerobot_edge.checkpoint import load_checkpoint
+    from lerobot_edge.policies import build_plan
+    from lerobot_edge.policies.diffusion.validate import TorchGraphSession
+    from lerobot_edge.runtime.flow import FlowMatchingEdgePolicy
+
+    bundle = export(smolvla_checkpoint, tmp_path / "exact", rtc_exact=True)
+    plan = build_plan(load_checkpoint(smolvla_checkpoint), rtc_exact=True)
+    rng = np.random.default_rng(4)
+    obs, noise = _obs(rng), rng.standard_normal((1, 8, 32)).astype(np.float32)
+    kw = {"inference_delay": 2, "prev_chunk_left_over": rng.standard_normal((5, 5)).astype(np.float32)}
+    eager = FlowMatchingEdgePolicy(load_policy(bundle).bundle, "torch",
+                                   {g.name: TorchGraphSession(g) for g in plan.graphs}, {"rtc": "exact"})
+    want = eager.predict_action_chunk(obs, noise=noise, **kw)
+    for backend in ("onnxruntime", "openvino"):
+        exact = load_policy(bundle, backend, rtc="exact")
+        got = exact.predict_action_chunk(obs, noise=noise, **kw)
+        assert _err(exact, got, want) <= TOL
+        guided = load_policy(bundle, backend, rtc="guided").predict_action_chunk(obs, noise=noise, **kw)
+        assert np.abs(guided - got).max() > 1e-3

@@ -92,8 +92,11 @@ def host_embeddings(core, file: str = "embedding.npy") -> tuple[dict, dict]:
     """The language embedding table as a bundle file the runtime memory-maps and gathers from (pi0's prefix
     graph takes embeddings, not ids). -> (ExportPlan.extra_files entry, runtime["embedding"] settings); the
     scale is sqrt(width) rounded to float32, as transformers multiplies in the table's dtype."""
-    table = core.paligemma_with_expert.paligemma.model.language_model.embed_tokens.weight
+    return embedding_file(core.paligemma_with_expert.paligemma.model.language_model.embed_tokens.weight, file)
 
+
+def embedding_file(table, file: str = "embedding.npy") -> tuple[dict, dict]:
+    """host_embeddings for any (vocab, width) table parameter (pi0, pi05, SmolVLA)."""
     def write(path) -> None:
         np.save(path, table.detach().numpy(), allow_pickle=False)   # streams from the memory-mapped weights
 

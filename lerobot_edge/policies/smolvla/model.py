@@ -84,8 +84,11 @@ class VisionGraph(nn.Module):
 
 
 class PrefixGraph(nn.Module):
-    """image_tokens (B, C*N, W), image_mask (B, C), lang_tokens (B, L) int64, lang_mask (B, L), state (B, Smax)
+    """image_tokens (B, C*N, W), image_mask (B, C), lang_embeds (B, L, W), lang_mask (B, L), state (B, Smax)
     -> k_cache, v_cache (depth, B, Hkv, P, D), P = C*N + L + 1: the VLM's post-RoPE keys/values.
+
+    lang_embeds = embed_tokens(ids) * sqrt(W), gathered on the host from the bundle's memory-mapped table (as
+    pi0 does: 49,280 x 960 = 190 MB an engine would otherwise keep resident for 48 rows per chunk).
 
     Images and language attend to each other (and never to the state token); the state token attends to all.
     Padded tokens (masked cameras, language padding) are never attended and take no position, so padding the
@@ -96,13 +99,11 @@ class PrefixGraph(nn.Module):
         self.core = core
         self.n = cfg.tokens_per_image
 
-    def forward(self, image_tokens, image_mask, lang_tokens, lang_mask, state):
+    def forward(self, image_tokens, image_mask, lang_embeds, lang_mask, state):
         c = self.core
         text = c.vlm_with_expert.vlm.model.text_model
-        w = image_tokens.shape[-1]
-        img = image_tokens * torch.tensor(w ** 0.5, dtype=image_tokens.dtype)
-        lang = text.embed_tokens(lang_tokens) * w ** 0.5
-        x = torch.cat([img, lang, c.state_proj(state)[:, None, :]], dim=1)              # (B, P, W)
+        img = image_tokens * torch.tensor(image_tokens.shape[-1] ** 0.5, dtype=image_tokens.dtype)
+        x = torch.cat([img, lang_embeds, c.state_proj(state)[:, None, :]], dim=1)      # (B, P, W)
         b, p = x.shape[:2]
         pad = torch.cat([(image_mask > 0.5).repeat_interleave(self.n, dim=1), lang_mask > 0.5,
                          torch.ones(b, 1, dtype=torch.bool)], dim=1)                    # (B, P)

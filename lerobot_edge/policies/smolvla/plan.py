@@ -17,20 +17,25 @@ from ...bundle import IOSpec
 from ...checkpoint import LEGACY_STAT_PREFIXES, Checkpoint
 from ...errors import CheckpointError
 from ..common.weights import load_strict
-from ..pi0.plan import DEFAULT_TOKENIZER, STATE, TOL_ACTION, TOL_TOKENS, sampler, tokenizer_settings
+from ..pi0.plan import (DEFAULT_TOKENIZER, STATE, TOL_ACTION, TOL_TOKENS, embedding_file, sampler,
+                        tokenizer_settings)
+from ..pi0.rtc_exact import exact_graph
 from ..pi0.validate import chunk_check
 from ..plan import ExportPlan, GraphPlan
 from .config import SmolVLAConfig
 from .model import DenoiseGraph, PrefixGraph, SmolVLACore, SmolVLAWeights, VisionGraph
 
-EXPORT_OPTIONS = ("vlm",)
+EXPORT_OPTIONS = ("vlm", "rtc_exact")
 VLM = "model.vlm_with_expert.vlm."
 EMBED = VLM + "model.text_model.embed_tokens.weight"
 LM_HEAD = VLM + "lm_head.weight"
 
 
 def load_core(ckpt: Checkpoint, cfg: SmolVLAConfig) -> SmolVLACore:
-    weights = ckpt.load_weights()
+    """Our modules on the meta device given the checkpoint's memory-mapped tensors (assign): no second copy."""
+    import torch
+
+    weights = ckpt.load_weights(mmap=True)
     if EMBED not in weights and LM_HEAD in weights:  # tied weights saved under the head's name only
         weights[EMBED] = weights[LM_HEAD]
     if EMBED not in weights:
@@ -38,8 +43,10 @@ def load_core(ckpt: Checkpoint, cfg: SmolVLAConfig) -> SmolVLACore:
     if weights[EMBED].shape[0] != cfg.vlm.vocab_size:
         raise CheckpointError(f"smolvla: the embedding table has {weights[EMBED].shape[0]} rows but the VLM config "
                               f"({cfg.vlm_model_name}) says vocab_size {cfg.vlm.vocab_size}: wrong --vlm?")
-    root = SmolVLAWeights(cfg)
-    load_strict(root, weights, unused_prefixes=(LM_HEAD, *LEGACY_STAT_PREFIXES), what=f"smolvla {ckpt.path}")
+    with torch.device("meta"):
+        root = SmolVLAWeights(cfg)
+    load_strict(root, weights, unused_prefixes=(LM_HEAD, *LEGACY_STAT_PREFIXES), what=f"smolvla {ckpt.path}",
+                assign=True)
     return root.eval().model
 
 
@@ -51,7 +58,7 @@ def graph_specs(cfg: SmolVLAConfig, n_cams: int, lang_len: int):
     vision = ([IOSpec("image", ("batch", 3, cfg.image_size, cfg.image_size))],
               [IOSpec("image_tokens", ("batch", n, t.width))])
     prefix = ([IOSpec("image_tokens", ("batch", n_cams * n, t.width)), IOSpec("image_mask", ("batch", n_cams)),
-               IOSpec("lang_tokens", ("batch", lang_len), "int64"), IOSpec("lang_mask", ("batch", lang_len)),
+               IOSpec("lang_embeds", ("batch", lang_len, t.width)), IOSpec("lang_mask", ("batch", lang_len)),
                IOSpec("state", ("batch", cfg.max_state_dim))],
               [IOSpec("k_cache", kv), IOSpec("v_cache", kv)])
     denoise = ([IOSpec("x_t", ("batch", cfg.chunk_size, cfg.max_action_dim)),
@@ -76,7 +83,8 @@ def runtime_settings(cfg: SmolVLAConfig, tok: dict) -> dict:
                     "execution_horizon": int(rtc.get("execution_horizon", 10))}}
 
 
-def build_plan(ckpt: Checkpoint, vlm: str | None = None) -> ExportPlan:
+def build_plan(ckpt: Checkpoint, vlm: str | None = None, rtc_exact: bool = False) -> ExportPlan:
+    """rtc_exact: also the `denoise_rtc` graph (velocity + the exact RTC vector-Jacobian product, pi0.rtc_exact)."""
     cfg = SmolVLAConfig.from_checkpoint(ckpt, vlm)
     core = load_core(ckpt, cfg)
     tok = tokenizer_settings(ckpt, cfg)
@@ -88,6 +96,8 @@ def build_plan(ckpt: Checkpoint, vlm: str | None = None) -> ExportPlan:
               GraphPlan("prefix", PrefixGraph(core, cfg), pi, po, {"k_cache": TOL_TOKENS, "v_cache": TOL_TOKENS},
                         sampler(pi, vocab)),
               GraphPlan("denoise", DenoiseGraph(core, cfg), di, do, {"v_t": TOL_ACTION}, sampler(di, vocab))]
+    if rtc_exact:
+        graphs.append(exact_graph(graphs[-1], cfg.chunk_size, cfg.max_action_dim))
     obs = {k: {"kind": "image", "shape": list(ckpt.input_features[k].shape), "graph_input": "image"}
            for k in cfg.image_keys}
     if cfg.state_dim:
@@ -95,10 +105,11 @@ def build_plan(ckpt: Checkpoint, vlm: str | None = None) -> ExportPlan:
     keys = [*obs, "action"]
     config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items() if k != "vlm"}
     config["vlm_dims"] = asdict(cfg.vlm)
+    embed_files, embedding = embedding_file(core.vlm_with_expert.vlm.model.text_model.embed_tokens.weight)
     config["vlm_source"] = vlm or cfg.vlm_model_name   # `validate` rebuilds the plan from the same VLM config
     return ExportPlan(policy_type=ckpt.policy_type, policy_config=config, graphs=graphs, observations=obs,
                       action={"key": "action", "shape": [cfg.action_dim]},
                       normalization={k: ckpt.norm_modes.get(k, "IDENTITY") for k in keys},
                       stats={k: ckpt.stats[k] for k in keys if k in ckpt.stats},
-                      runtime=runtime_settings(cfg, tok), noise_shape=["batch", cfg.chunk_size, cfg.max_action_dim],
-                      extra={"tokenizer": tok["name"], "vlm": vlm or cfg.vlm_model_name}, end_to_end=chunk_check(graphs))
+                      runtime={**runtime_settings(cfg, tok), "rtc_exact": bool(rtc_exact), "embedding": embedding}, noise_shape=["batch", cfg.chunk_size, cfg.max_action_dim],
+                      extra={"tokenizer": tok["name"], "vlm": vlm or cfg.vlm_model_name}, end_to_end=chunk_check(graphs), extra_files=embed_files)

@@ -32,8 +32,9 @@ class VisionEmbeddings(nn.Module):
         super().__init__()
         self.patch_embedding = nn.Conv2d(3, d.hidden_size, d.patch_size, stride=d.patch_size)
         self.position_embedding = nn.Embedding((d.image_size // d.patch_size) ** 2, d.hidden_size)
-        self.register_buffer("position_ids", patch_position_ids(image_size, d.patch_size, d.image_size),
-                             persistent=False)
+        with torch.device("cpu"):  # a constant, also when the module is built on the meta device
+            ids = patch_position_ids(image_size, d.patch_size, d.image_size)
+        self.register_buffer("position_ids", ids, persistent=False)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """pixels (B, 3, S, S) -> (B, N, C)."""

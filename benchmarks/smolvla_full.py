@@ -59,7 +59,11 @@ def export(work: Path) -> dict:
     t0 = time.perf_counter()
     export_bundle(work / "checkpoint", work / "bundle", validate=False, overwrite=True)
     seconds = time.perf_counter() - t0
-    onnx = {p.name: p.stat().st_size / 2 ** 30 for p in (work / "bundle").glob("*.onnx*")}
+    onnx = {}  # graph (+ external data), and the host-side embedding table
+    for p in (work / "bundle").iterdir():
+        if p.name.endswith((".onnx", ".onnx.data", ".npy")):
+            name = p.name.split(".")[0]
+            onnx[name] = onnx.get(name, 0.0) + p.stat().st_size / 2 ** 30
     return {"seconds": seconds, "peak_rss_gb": peak_rss_gb(), "onnx_gb": onnx, "torch_threads": torch.get_num_threads()}
 
 
@@ -132,7 +136,7 @@ def _run_step(work: Path, step: str, *extra: str) -> dict:
 
 def table(results: dict) -> str:
     exp = results["export"]
-    lines = [f"export: {exp['seconds']:.0f} s, peak RSS {exp['peak_rss_gb']:.1f} GiB, ONNX "
+    lines = [f"export: {exp['seconds']:.0f} s, peak RSS {exp['peak_rss_gb']:.1f} GiB, files "
              + ", ".join(f"{k} {v:.2f} GiB" for k, v in exp["onnx_gb"].items()), "",
              "| backend | load s | peak RSS GiB | vision p50 ms | prefix p50 ms | denoise x10 p50 ms | chunk p50 ms | "
              "chunk max ms | max err vs torch fp32 (normalized) |", "|---|---|---|---|---|---|---|---|---|"]

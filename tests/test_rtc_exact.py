@@ -133,7 +133,9 @@ def test_runtime_exact_matches_eager_and_differs_from_guided(exact_bundle, backe
     got = exact.predict_action_chunk(obs, noise=noise, **left)
     assert float(np.abs((got - eager.predict_action_chunk(obs, noise=noise, **left)) / _scale(exact)).max()) <= TOL
     assert exact.graph_calls.get("denoise_rtc") == 10 and "denoise_rtc" in exact.timings
-    guided = load_policy(bundle, backend, rtc="guided").predict_action_chunk(obs, noise=noise, **left)
+    guided_policy = load_policy(bundle, backend, rtc="guided")
+    assert "denoise_rtc" not in guided_policy.sessions  # loaded only for rtc="exact"
+    guided = guided_policy.predict_action_chunk(obs, noise=noise, **left)
     assert np.abs((got - guided) / _scale(exact)).max() > 1e-3                # the VJP term matters
     plain = load_policy(bundle, backend, rtc="exact").predict_action_chunk(obs, noise=noise)  # no leftover
     assert np.abs(plain - got).max() > 1e-3

@@ -30,6 +30,13 @@ class FlowMatchingEdgePolicy(EdgePolicy):
     `predict_action_chunk` takes RTC's inference_delay / prev_chunk_left_over / execution_horizon)."""
 
     required_graphs = ("vision", "prefix", "denoise")
+    optional_graphs = ("denoise_rtc",)   # bundles exported with rtc_exact=True
+
+    @staticmethod
+    def skip_graphs(manifest: Mapping[str, Any], overrides: Mapping[str, Any]) -> tuple[str, ...]:
+        """Graphs load_policy need not load: the exact-RTC graph (a second copy of the expert's weights) unless
+        rtc="exact" was asked for."""
+        return () if overrides.get("rtc") == "exact" else (EXACT_GRAPH,)
 
     def configure(self, overrides: dict[str, Any]) -> None:
         self.chunk_size = self.setting("chunk_size", int)

@@ -75,10 +75,13 @@ def load_policy(bundle: str | Path, backend: str | None = None, *, revision: str
                                   "anyway", report=b.manifest["validation"])
         warnings.warn(f"{path}: running a bundle whose validation {what}", stacklevel=2)
     runner = backend_cls()
-    sessions = {g.name: runner.load(g, b, options) for g in b.graphs.values()}
     overrides = {"num_inference_steps": num_inference_steps, "n_action_steps": n_action_steps,
                  "temporal_ensemble_coeff": temporal_ensemble_coeff, "rtc": rtc, "rtc_options": rtc_options,
                  "seed": seed}
+    cls = _runtime_class(b.manifest["runtime"]["kind"])
+    # graphs this load will never call stay unloaded (e.g. pi0's RTC "exact" graph unless rtc="exact")
+    skip = set(getattr(cls, "skip_graphs", lambda manifest, given: ())(b.manifest, overrides))
+    sessions = {g.name: runner.load(g, b, options) for g in b.graphs.values() if g.name not in skip}
     if b.manifest["runtime"]["kind"] == "act":
         overrides.pop("seed")  # ACT has no randomness: a seed is harmless
-    return _runtime_class(b.manifest["runtime"]["kind"])(b, name, sessions, overrides)
+    return cls(b, name, sessions, overrides)

@@ -34,6 +34,11 @@ MANIFEST = "manifest.json"
 CHECKSUMS = "checksums.sha256"
 STATS = "stats.safetensors"
 MAX_MANIFEST_BYTES = 16 << 20
+MAX_CHECKSUMS_BYTES = 1 << 20
+# bytes an ONNX data file may hold past the last tensor its graphs reference (writers may pad for alignment)
+MAX_DATA_SLACK = 64 << 10
+TARGETS = ("onnx", "openvino", "trt", "torch-trt")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8")
 
 # every field a (1, 0) manifest may have; an unknown one means a newer writer: refuse, don't guess
 MANIFEST_FIELDS = {
@@ -131,6 +136,10 @@ class Bundle:
         self.path = path
         self.manifest = manifest
         self.graphs = {g["name"]: GraphSpec.from_json(g) for g in manifest["graphs"]}
+        if len(self.graphs) != len(manifest["graphs"]):
+            names = [g["name"] for g in manifest["graphs"]]
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise BundleError(f"manifest graphs: duplicate graph name(s) {dup}")
 
     @classmethod
     def open(cls, path: str | Path, backend: str | None = None, *, expected_sha256: str | None = None,
@@ -172,20 +181,38 @@ class Bundle:
                 raise BundleError(f"{rel}: listed in the manifest but missing from {self.path}")
             if sha256_file(p) != sums[rel]:
                 raise BundleError(f"{rel}: checksum mismatch (corrupt or tampered bundle)")
+        self._check_graph_files(sets, set(wanted))
+        extents: dict[str, int | None] = {}
         for rel in wanted:
             if rel.endswith(".onnx"):
-                self._check_external_data(rel, set(wanted))
+                self._check_external_data(rel, set(wanted), extents)
+        _check_extents(self, extents)
 
-    def _check_external_data(self, rel: str, verified: set[str]) -> None:
-        """An ONNX file may only reference data files of the bundle that were just verified."""
-        from .onnx_refs import external_data_locations
+    def _check_graph_files(self, sets: list[str], verified: set[str]) -> None:
+        """Every file a backend of `sets` will open (graph ONNX, target artefacts) must be a verified file:
+        a graph whose file is missing from the manifest's file sets would otherwise run unchecked."""
+        for g in self.graphs.values():
+            needed = [g.file] if "onnx" in sets else []
+            needed += [rel for target, rel in g.artifacts.items() if target in sets]
+            for rel in needed:
+                if rel not in verified:
+                    raise BundleError(f"graph {g.name!r}: {rel} is not a checksummed file of the bundle's "
+                                      f"{'/'.join(s for s in sets if s != 'common')} file set")
+                if rel.endswith(".xml") and (bin_rel := rel[:-4] + ".bin") not in verified \
+                        and self.file(bin_rel).exists():
+                    raise BundleError(f"graph {g.name!r}: {bin_rel} (the weights of {rel}) is not checksummed")
+
+    def _check_external_data(self, rel: str, verified: set[str], extents: dict[str, int | None]) -> None:
+        """An ONNX file may only reference data files of the bundle that were just verified; `extents`
+        collects, per data file, the end of the last tensor referenced (None: a tensor without a length)."""
+        from .onnx_refs import external_data_refs
 
         try:
-            locations = external_data_locations(self.file(rel))
-        except ValueError as e:
+            refs = external_data_refs(self.file(rel))
+        except (ValueError, RecursionError) as e:
             raise BundleError(f"{rel}: not a readable ONNX file ({e})") from e
         base = PurePosixPath(rel).parent
-        for loc in locations:
+        for loc, offset, length in refs:
             try:
                 target = safe_relpath(str(base / loc))
             except BundleError as e:
@@ -193,6 +220,9 @@ class Bundle:
             self.file(target)
             if target not in verified:
                 raise BundleError(f"{rel}: external data {loc!r} is not a checksummed file of the bundle")
+            end = None if length is None or extents.get(target, 0) is None else max(extents.get(target, 0),
+                                                                                     offset + length)
+            extents[target] = end
 
     def has_files(self, file_set: str) -> bool:
         """Whether the bundle carries every file of `file_set` (a Hub download may hold only some sets)."""
@@ -200,12 +230,21 @@ class Bundle:
         return bool(rels) and all(self.file(f).is_file() for f in rels)
 
     def stats(self) -> dict[str, dict[str, np.ndarray]]:
+        """feature key -> stat -> float32 array; a file that is not safetensors, a non-float tensor or a
+        NaN/inf value is a BundleError (LeRobot's stats are finite; a NaN would reach the robot as a NaN)."""
         from safetensors.numpy import load_file
 
-        flat = load_file(str(self.file(STATS)))
+        try:
+            flat = load_file(str(self.file(STATS)))
+        except Exception as e:  # safetensors' own error types: truncated, not safetensors, bad header
+            raise BundleError(f"{STATS}: not a readable safetensors file ({type(e).__name__}: {e})") from e
         out: dict[str, dict[str, np.ndarray]] = {}
         for name, arr in flat.items():
             key, _, stat = name.rpartition(".")
+            if not key or arr.dtype.kind != "f":
+                raise BundleError(f"{STATS}: {name!r} is not a '<feature>.<stat>' float tensor ({arr.dtype})")
+            if not np.isfinite(arr).all():
+                raise BundleError(f"{STATS}: {name} contains NaN or inf")
             out.setdefault(key, {})[stat] = arr.astype(np.float32)
         return out
 
@@ -213,13 +252,33 @@ class Bundle:
         rel = f"validation/{graph}.npz"
         if rel not in self.manifest["files"].get("common", []):
             return None
-        with np.load(self.file(rel), allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        try:
+            with np.load(self.file(rel), allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except Exception as e:  # a pickled object array, a corrupt zip: never unpickled
+            raise BundleError(f"{rel}: not a readable array file without pickles ({type(e).__name__}: {e})") from e
+
+
+def _check_extents(bundle: Bundle, extents: dict[str, int | None]) -> None:
+    """A data file shorter than the tensors its graphs reference is truncated; one with more than
+    MAX_DATA_SLACK bytes past the last of them carries something no graph reads: both refused."""
+    for rel, end in extents.items():
+        size = bundle.file(rel).stat().st_size
+        if end is not None and size < end:
+            raise BundleError(f"{rel}: truncated ({size} bytes, its graphs read up to byte {end})")
+        if end is not None and size > end + MAX_DATA_SLACK:
+            raise BundleError(f"{rel}: oversized ({size} bytes, its graphs read only {end})")
 
 
 def _parse_checksums(path: Path) -> dict[str, str]:
+    if path.stat().st_size > MAX_CHECKSUMS_BYTES:
+        raise BundleError(f"{CHECKSUMS}: larger than {MAX_CHECKSUMS_BYTES >> 20} MiB")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise BundleError(f"{CHECKSUMS}: not UTF-8 text ({e})") from e
     sums = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         digest, sep, rel = line.partition("  ")
@@ -233,9 +292,9 @@ def _read_manifest(path: Path) -> dict:
     if path.stat().st_size > MAX_MANIFEST_BYTES:
         raise BundleError(f"{path}: manifest larger than {MAX_MANIFEST_BYTES >> 20} MiB")
     try:
-        m = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(f"{path}: not valid JSON ({e})") from e
+        m = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except (ValueError, RecursionError) as e:  # bad JSON, bad UTF-8, NaN/Infinity, absurd nesting or integers
+        raise BundleError(f"{path}: not valid JSON ({type(e).__name__}: {str(e)[:200]})") from e
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise BundleError(f"{path}: not a lerobot-edge manifest (format != {FORMAT!r})")
     ver = m.get("schema_version")
@@ -249,9 +308,16 @@ def _read_manifest(path: Path) -> dict:
     if missing:
         raise BundleError(f"{path}: manifest lacks required field(s) {missing}")
     check_manifest(m)
+    for name, allowed in (("target", TARGETS), ("precision", PRECISIONS)):
+        if m[name] not in allowed:
+            raise BundleError(f"malformed manifest: {name} {m[name]!r}: expected one of {list(allowed)}")
     for s, rels in m["files"].items():
         m["files"][s] = [safe_relpath(r) for r in rels]
     return m
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number (a manifest holds finite numbers only)")
 
 
 # ------------------------------------------------------------------------------------------------ writing

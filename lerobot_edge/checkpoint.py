@@ -28,6 +28,11 @@ CHECKPOINT_PATTERNS = ["config.json", "model.safetensors", "policy_*processor*.j
 FEATURE_TYPES = ("STATE", "VISUAL", "ENV", "ACTION", "LANGUAGE", "REWARD")
 LEGACY_STAT_PREFIXES = ("normalize_inputs.", "normalize_targets.", "unnormalize_outputs.")
 _STATE_FILE_RE = re.compile(r"^[A-Za-z0-9_.\-]+\.safetensors$")
+# config fields that are positive counts in every LeRobot policy that has them (a string or a negative value
+# there would otherwise fail deep inside a policy's config class)
+POSITIVE_INT_FIELDS = ("chunk_size", "n_action_steps", "n_obs_steps", "horizon", "dim_model", "n_heads",
+                       "dim_feedforward", "n_encoder_layers", "n_decoder_layers", "tokenizer_max_length",
+                       "max_state_dim", "max_action_dim", "num_inference_steps")
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,9 @@ class Checkpoint:
             weights = load_file(str(self.weights_path))
         except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
             raise CheckpointError(f"{self.weights_path}: cannot read safetensors weights ({e})") from e
+        bad = [k for k, v in weights.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
+        if bad:
+            raise CheckpointError(f"{self.weights_path}: {len(bad)} weight tensor(s) contain NaN or inf, e.g. {bad[0]}")
         if self.base_path is not None:
             from .peft import merge_lora
 
@@ -173,24 +181,39 @@ def hub_download(repo_id: str, revision: str | None, allow_patterns: list[str],
 
 def _read_json(path: Path, what: str) -> dict:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except FileNotFoundError as e:
         raise CheckpointError(f"{path.parent}: missing {path.name} ({what})") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: not valid JSON ({e})") from e
+    except (ValueError, RecursionError) as e:  # bad JSON or UTF-8, NaN/Infinity, absurd nesting
+        raise CheckpointError(f"{path}: not valid JSON ({str(e)[:200]})") from e
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
     return data
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _features(raw: dict, where: str) -> dict[str, Feature]:
+    if not isinstance(raw or {}, dict):
+        raise CheckpointError(f"config.json {where}: expected an object of feature key -> {{type, shape}}")
     out = {}
     for key, f in (raw or {}).items():
         try:
             out[key] = Feature(str(f["type"]).upper(), tuple(int(s) for s in f["shape"]))
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"config.json {where}[{key!r}]: expected {{'type', 'shape'}}, got {f!r}") from e
+        if any(s < 1 for s in out[key].shape):
+            raise CheckpointError(f"config.json {where}[{key!r}]: shape {list(out[key].shape)} must be positive")
     return out
+
+
+def _check_config_fields(config: dict, path: Path) -> None:
+    for name in POSITIVE_INT_FIELDS:
+        v = config.get(name)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise CheckpointError(f"{path}/config.json: {name} must be a positive integer, got {v!r:.40}")
 
 
 def _legacy_features(config: dict) -> tuple[dict, dict, dict]:
@@ -218,6 +241,7 @@ def load_checkpoint(source: str | Path, *, policy_type: str | None = None,
     path, src = resolve_source(source, revision)
     base_path = _peft_base(path, base)
     config = _read_json(path / "config.json", "the policy config")
+    _check_config_fields(config, path)
     ptype = config.get("type") or policy_type
     if not ptype:
         raise CheckpointError(f"{path}/config.json has no \"type\" field (some LeRobot versions omit it): "
@@ -262,9 +286,15 @@ def _processor_step(path: Path, registry_names: tuple[str, ...]) -> dict | None:
     if not path.is_file():
         return None
     pipeline = _read_json(path, "a processor pipeline")
-    for step in pipeline.get("steps", []):
-        if step.get("registry_name") in registry_names or step.get("class", "").endswith(("NormalizerProcessorStep",
-                                                                                          "UnnormalizerProcessorStep")):
+    steps = pipeline.get("steps", [])
+    if not isinstance(steps, list) or not all(isinstance(s, dict) for s in steps):
+        raise CheckpointError(f"{path}: \"steps\" must be a list of objects")
+    for step in steps:
+        cls = step.get("class", "")
+        if step.get("registry_name") in registry_names or (isinstance(cls, str) and cls.endswith(
+                ("NormalizerProcessorStep", "UnnormalizerProcessorStep"))):
+            if not isinstance(step.get("config", {}), dict):
+                raise CheckpointError(f"{path}: step {step.get('registry_name')!r}: \"config\" must be an object")
             return step
     return None
 
@@ -315,6 +345,8 @@ def _stats_from_processors(ckpt: Checkpoint) -> bool:
         if step is None:
             raise CheckpointError(f"{ckpt.path}: {where} is missing or has no (un)normalizer step")
         cfg = step.get("config", {})
+        if not isinstance(cfg.get("norm_map") or {}, dict):
+            raise CheckpointError(f"{ckpt.path}/{where}: norm_map must map feature types to modes")
         norm_map = {str(k).upper(): str(v).upper() for k, v in (cfg.get("norm_map") or {}).items()}
         feats = _features(cfg.get("features") or {}, f"{where} features")
         stats = _split_stats(_read_state_file(ckpt.path, step, where), keys)
@@ -362,6 +394,16 @@ def _check_stats(ckpt: Checkpoint) -> None:
         for s in need:
             if not np.all(np.isfinite(have[s])):
                 raise CheckpointError(f"{key}.{s}: stats contain NaN or inf")
+        shape = ckpt.feature(key).shape
+        for s in need:
+            v = have[s].reshape(-1, 1, 1) if len(shape) == 3 and have[s].ndim == 1 else have[s]
+            try:
+                fits = np.broadcast_shapes(v.shape, shape) == shape
+            except ValueError:
+                fits = False
+            if not fits:
+                raise CheckpointError(f"{key}.{s}: stats of shape {list(have[s].shape)} do not fit the feature's "
+                                      f"shape {list(shape)} (config.json)")
         if mode == "MEAN_STD" and np.any(have["std"] == 0):
             log.warning("%s: std has zeros; LeRobot divides by (std + 1e-8) there, as lerobot-edge does", key)
 

@@ -23,6 +23,12 @@ def dim(v: Any) -> str | None:
     return None if isinstance(v, str) or pos_int(v) is None else "a positive integer or an axis name"
 
 
+def one_of(*values: str):
+    def check(v):
+        return None if v in values else f"one of {list(values)}"
+    return check
+
+
 def nullable(spec):
     def check(v):
         return None if v is None else _error(v, spec, "")
@@ -36,7 +42,8 @@ GRAPH = {"name": str, "file": str, "inputs": [IO], "outputs": [IO], "?tolerance"
 MANIFEST = {
     "format": str, "schema_version": [int], "lerobot_edge_version": str, "policy": {"type": str},
     "source": dict, "target": str, "precision": str, "opset": int, "files": {str: [str]}, "graphs": [GRAPH],
-    "observations": {str: {"kind": str, "shape": [pos_int], "graph_input": str}},
+    "observations": {str: {"kind": one_of("image", "state", "env_state"), "shape": [pos_int],
+                           "graph_input": str}},
     "action": {"key": str, "shape": [pos_int]}, "normalization": {str: str}, "runtime": {"kind": str},
     "validation": dict, "?cameras": [str], "?rename_map": {str: str}, "?noise_shape": nullable([dim]),
 }

@@ -53,8 +53,9 @@ def _fields(buf: memoryview):
             raise ValueError(f"unsupported protobuf wire type {wire}")
 
 
-def _tensor_locations(t: memoryview) -> list[str]:
-    out = []
+def _tensor_refs(t: memoryview) -> list[tuple[str, int, int | None]]:
+    """(location, offset, length or None) of a tensor stored as external data; [] for an inline tensor."""
+    entries: dict[str, str] = {}
     for f, v in _fields(t):
         if f == TENSOR_EXTERNAL_DATA and v is not None:
             key, value = None, None
@@ -63,34 +64,48 @@ def _tensor_locations(t: memoryview) -> list[str]:
                     key = bytes(val).decode("utf-8", "replace")
                 elif k == ENTRY_VALUE and val is not None:
                     value = bytes(val).decode("utf-8", "replace")
-            if key == "location" and value is not None:
-                out.append(value)
-    return out
+            if key is not None and value is not None:
+                entries[key] = value
+    if "location" not in entries:
+        return []
+    try:
+        offset = int(entries.get("offset", "0"))
+        length = int(entries["length"]) if "length" in entries else None
+    except ValueError as e:
+        raise ValueError(f"external data of {entries['location']!r}: offset/length are not integers") from e
+    if offset < 0 or (length is not None and length < 0):
+        raise ValueError(f"external data of {entries['location']!r}: negative offset or length")
+    return [(entries["location"], offset, length)]
 
 
-def _graph_locations(g: memoryview) -> list[str]:
+def _graph_refs(g: memoryview) -> list[tuple[str, int, int | None]]:
     out = []
     for f, v in _fields(g):
         if v is None:
             continue
         if f == GRAPH_INITIALIZER:
-            out += _tensor_locations(v)
+            out += _tensor_refs(v)
         elif f == GRAPH_NODE:
             for nf, attr in _fields(v):
                 if nf == NODE_ATTRIBUTE and attr is not None:
                     for af, av in _fields(attr):
                         if av is not None and af in (ATTR_T, ATTR_TENSORS):
-                            out += _tensor_locations(av)
+                            out += _tensor_refs(av)
                         elif av is not None and af in (ATTR_G, ATTR_GRAPHS):
-                            out += _graph_locations(av)
+                            out += _graph_refs(av)
     return out
+
+
+def external_data_refs(path: str | Path) -> list[tuple[str, int, int | None]]:
+    """Every external-data reference of an ONNX model file: (location, offset, length or None)."""
+    data = memoryview(Path(path).read_bytes())
+    refs = []
+    for f, v in _fields(data):
+        if f == MODEL_GRAPH and v is not None:
+            refs += _graph_refs(v)
+    return refs
 
 
 def external_data_locations(path: str | Path) -> list[str]:
     """Every external-data `location` an ONNX model file references (deduplicated, in order)."""
-    data = memoryview(Path(path).read_bytes())
-    locations = []
-    for f, v in _fields(data):
-        if f == MODEL_GRAPH and v is not None:
-            locations += _graph_locations(v)
-    return list(dict.fromkeys(locations))
+    return list(dict.fromkeys(loc for loc, _, _ in external_data_refs(path)))

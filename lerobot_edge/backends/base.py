@@ -73,17 +73,21 @@ COMMON_OPTIONS = {
 }
 
 
-def check_io(graph: GraphSpec, inputs: list[tuple[str, tuple]], outputs: list[tuple[str, tuple]]) -> None:
-    """The engine's own IO (name, shape with None/str for dynamic dims) must be what the manifest says: a
-    bundle whose graph file disagrees with its manifest is refused before it runs."""
+def check_io(graph: GraphSpec, inputs: list[tuple], outputs: list[tuple]) -> None:
+    """The engine's own IO (name, shape with None/str for dynamic dims[, numpy dtype name]) must be what the
+    manifest says: a bundle whose graph file disagrees with its manifest is refused before it runs."""
     from ..errors import BundleError
 
     for kind, want, have in (("inputs", graph.inputs, inputs), ("outputs", graph.outputs, outputs)):
         if sorted(w.name for w in want) != sorted(h[0] for h in have):
             raise BundleError(f"graph {graph.name!r}: {kind} of {graph.file} are {[h[0] for h in have]}, "
                               f"the manifest says {[w.name for w in want]}")
-        shapes = dict(have)
+        shapes = {h[0]: h[1] for h in have}
+        dtypes = {h[0]: h[2] for h in have if len(h) > 2 and h[2] is not None}
         for w in want:
+            if w.name in dtypes and dtypes[w.name] != w.dtype:
+                raise BundleError(f"graph {graph.name!r} {kind[:-1]} {w.name!r}: {graph.file} has dtype "
+                                  f"{dtypes[w.name]}, the manifest says {w.dtype}")
             got = tuple(shapes[w.name])
             ok = len(got) == len(w.shape) and all(isinstance(a, str) or not isinstance(b, int) or a == b
                                                   for a, b in zip(w.shape, got))

@@ -45,8 +45,8 @@ class OnnxRuntimeSession:
         except Exception as e:
             raise BackendUnavailableError(f"onnxruntime could not load {graph.file} with providers {providers}: "
                                           f"{e}") from e
-        check_io(graph, [(i.name, tuple(i.shape)) for i in self.session.get_inputs()],
-                 [(o.name, tuple(o.shape)) for o in self.session.get_outputs()])
+        check_io(graph, [(i.name, tuple(i.shape), _dtype(i.type)) for i in self.session.get_inputs()],
+                 [(o.name, tuple(o.shape), _dtype(o.type)) for o in self.session.get_outputs()])
         self.providers = self.session.get_providers()
         self._device = "cuda" if self.providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider") else "cpu"
         self._outputs = [o.name for o in graph.outputs]
@@ -66,6 +66,14 @@ class OnnxRuntimeSession:
         self.session.run_with_iobinding(binding)
         values = binding.get_outputs()
         return {n: (v if n in keep else v.numpy()) for n, v in zip(self._outputs, values)}
+
+
+def _dtype(ort_type: str) -> str | None:
+    """ORT's 'tensor(float)' -> 'float32' (numpy's names, as the manifest writes them); None if not a tensor."""
+    if not ort_type.startswith("tensor(") or not ort_type.endswith(")"):
+        return None
+    name = ort_type[len("tensor("):-1]
+    return {"float": "float32", "double": "float64", "bool": "bool"}.get(name, name)
 
 
 def _providers(ort, options: Mapping[str, Any], path: str, precision: str) -> tuple[list[str], list[dict] | None]:

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .policy import EdgePolicy
+from .policy import EdgePolicy, same_batch
 from .queues import ActionQueue, TemporalEnsembler
 
 
@@ -15,6 +15,7 @@ class ACTEdgePolicy(EdgePolicy):
     a chunk every n_action_steps, queued."""
 
     required_graphs = ("act",)
+    optional_graphs = ()
 
     def configure(self, overrides: dict[str, Any]) -> None:
         self.chunk_size = self.setting("chunk_size", int)
@@ -56,14 +57,17 @@ class ACTEdgePolicy(EdgePolicy):
         when the action comes from the queue, so a bad frame never passes silently."""
         t0 = self._start_call()
         feed, batched = self.preprocess(obs)
+        b = next(iter(feed.values())).shape[0]
         if self.ensembler is not None:
+            held = None if self.ensembler.actions is None else self.ensembler.actions.shape[0]
+            same_batch(b, held, "ensembled actions")
             normalized = self._normalized_chunk(feed)
             with self._stage("sampler"):
                 action = self.ensembler.update(normalized)
             action = self.postprocess(action)
         else:
             action = self.queued_action(
-                lambda: self.postprocess(self._normalized_chunk(feed)[:, : self.n_action_steps]))
+                lambda: self.postprocess(self._normalized_chunk(feed)[:, : self.n_action_steps]), b)
         self._end_call(t0)
         return action if batched else action[0]
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import ObservationError
 from ..kernels.schedulers import Scheduler, SchedulerConfig
-from .policy import EdgePolicy
+from .policy import EdgePolicy, same_batch
 from .queues import ActionQueue
 
 
@@ -21,6 +21,7 @@ class DiffusionEdgePolicy(EdgePolicy):
     n_action_steps starting at n_obs_steps - 1 are executed."""
 
     required_graphs = ("encoder", "denoise")
+    optional_graphs = ()
 
     def configure(self, overrides: dict[str, Any]) -> None:
         self.n_obs_steps = self.setting("n_obs_steps")
@@ -48,6 +49,9 @@ class DiffusionEdgePolicy(EdgePolicy):
         self.queue.clear()
 
     def _push(self, feed: dict[str, np.ndarray]) -> None:
+        """Append one observation (B, …) per input; a batch size other than the history's is refused first."""
+        held = next(iter(self.history.values()))[0].shape[0] if self.history else None
+        same_batch(next(iter(feed.values())).shape[0], held, "observation history")
         for name, x in feed.items():
             q = self.history.setdefault(name, deque(maxlen=self.n_obs_steps))
             while len(q) < self.n_obs_steps - 1:  # first call: fill with copies, as LeRobot does

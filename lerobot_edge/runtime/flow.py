@@ -17,7 +17,7 @@ from ..kernels import rtc as rtc_kernels
 from ..kernels.flow_time import flow_time_embedding
 from ..kernels.image import resize_with_pad
 from .observations import _vector
-from .policy import EdgePolicy
+from .policy import EdgePolicy, same_batch
 from .queues import ActionQueue
 from .vla_inputs import Tokenizer, camera_images, pi05_prompts
 
@@ -37,6 +37,7 @@ class FlowMatchingEdgePolicy(EdgePolicy):
         """Graphs load_policy need not load: the exact-RTC graph (a second copy of the expert's weights) unless
         rtc="exact" was asked for."""
         return () if overrides.get("rtc") == "exact" else (EXACT_GRAPH,)
+    optional_graphs = ("denoise_rtc",)
 
     def configure(self, overrides: dict[str, Any]) -> None:
         self.chunk_size = self.setting("chunk_size", int)
@@ -208,7 +209,12 @@ class FlowMatchingEdgePolicy(EdgePolicy):
             return None, None
         if delay is None:
             raise ValueError("RTC needs inference_delay with prev_chunk_left_over")
-        prev = np.asarray(prev, dtype=np.float32)
+        try:
+            prev = np.asarray(prev, dtype=np.float32)
+        except (TypeError, ValueError) as e:
+            raise ObservationError(f"prev_chunk_left_over: expected a numeric array ({e})") from e
+        if not np.isfinite(prev).all():
+            raise ObservationError("prev_chunk_left_over: contains NaN or inf")
         if prev.ndim not in (2, 3) or prev.shape[-1] != self.manifest["action"]["shape"][0]:
             raise ObservationError(f"prev_chunk_left_over: expected (T, A) or (B, T, A) with A = "
                                    f"{self.manifest['action']['shape'][0]} robot units, got {prev.shape}")
@@ -275,7 +281,8 @@ class FlowMatchingEdgePolicy(EdgePolicy):
             self.queue.extend_chunk(chunk[:, : self.n_action_steps], self.n_action_steps)
             return self.queue.pop() if batched else self.queue.pop()[0]
         t0 = self._start_call()
-        _, batched = self._prepare(obs)
+        x, batched = self._prepare(obs)
+        same_batch(x["images"][0].shape[0], self.queue.batch, "queued actions")
         with self._stage("sampler"):
             action = self.queue.pop()
         self._end_call(t0)

@@ -29,6 +29,15 @@ def _as_array(key: str, value: Any) -> np.ndarray:
     return arr
 
 
+def _checked(key: str, arr: np.ndarray, batched: bool) -> tuple[np.ndarray, bool]:
+    """A batch of at least one row, all finite (a NaN from a glitching driver never reaches an engine)."""
+    if arr.shape[0] == 0:
+        raise ObservationError(f"{key}: empty batch (batch size 0)")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ObservationError(f"{key}: contains NaN or inf")
+    return arr, batched
+
+
 def _image(key: str, value: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
     """-> (B, 3, H, W) float32 in [0, 1], batched?"""
     arr = _as_array(key, value)
@@ -39,14 +48,15 @@ def _image(key: str, value: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, bo
                                    f"(optionally with a batch axis), got {arr.shape}")
         batched = arr.ndim == 4
         arr = arr if batched else arr[None]
-        return arr.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0), batched  # (B,H,W,C)->(B,C,H,W)
+        return _checked(key, arr.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0),  # (B,H,W,C)->(B,C,H,W)
+                        batched)
     if arr.dtype.kind != "f":
         raise ObservationError(f"{key}: images must be uint8 HWC frames or float CHW in [0, 1], got {arr.dtype}")
     if arr.shape[-3:] != (c, h, w) or arr.ndim not in (3, 4):
         raise ObservationError(f"{key}: a float image must be CHW of shape ({c}, {h}, {w}) in [0, 1] "
                                f"(optionally with a batch axis), got {arr.shape}")
     batched = arr.ndim == 4
-    return np.asarray(arr if batched else arr[None], dtype=np.float32), batched
+    return _checked(key, np.asarray(arr if batched else arr[None], dtype=np.float32), batched)
 
 
 def _vector(key: str, value: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
@@ -55,7 +65,7 @@ def _vector(key: str, value: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, b
         raise ObservationError(f"{key}: expected shape {tuple(shape)} or (B, {', '.join(map(str, shape))}), "
                                f"got {arr.shape}")
     batched = arr.ndim == len(shape) + 1
-    return np.asarray(arr if batched else arr[None], dtype=np.float32), batched
+    return _checked(key, np.asarray(arr if batched else arr[None], dtype=np.float32), batched)
 
 
 def prepare_observation(obs: Mapping[str, Any], spec: Mapping[str, dict]) -> tuple[dict[str, np.ndarray], bool]:
@@ -73,8 +83,6 @@ def prepare_observation(obs: Mapping[str, Any], spec: Mapping[str, dict]) -> tup
             raise ObservationError(f"missing observation {key!r}: expected {s['kind']} of shape {tuple(s['shape'])}")
         conv = _image if s["kind"] == "image" else _vector
         arr, batched = conv(key, obs[key], tuple(s["shape"]))
-        if not np.isfinite(arr).all():
-            raise ObservationError(f"{key}: contains NaN or inf")
         out[key], batched_keys[key], sizes[key] = arr, batched, arr.shape[0]
     if len(set(sizes.values())) > 1:
         raise ObservationError(f"observations disagree on the batch size: {sizes}")

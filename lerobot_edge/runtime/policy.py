@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backends import Session
 from ..bundle import Bundle
-from ..errors import BundleError, NonFiniteActionError
+from ..errors import BundleError, LeRobotEdgeError, NonFiniteActionError, ObservationError
 from .observations import prepare_observation
 from .processors import Normalizer
 
@@ -28,12 +28,19 @@ class EdgePolicy(ABC):
     """
 
     required_graphs: tuple[str, ...] = ()   # graph names this runtime kind calls
+    # graphs it may call besides those; None: not declared (any extra graph is tolerated)
+    optional_graphs: tuple[str, ...] | None = None
 
     def __init__(self, bundle: Bundle, backend: str, sessions: dict[str, Session], overrides: Mapping[str, Any]):
         missing = [g for g in self.required_graphs if g not in sessions]
         if missing:
             raise BundleError(f"bundle has no graph(s) {missing}, which a {type(self).__name__} runs "
                               f"(graphs present: {sorted(sessions)})")
+        if self.optional_graphs is not None:
+            extra = sorted(set(sessions) - set(self.required_graphs) - set(self.optional_graphs))
+            if extra:
+                raise BundleError(f"bundle has graph(s) {extra} that a {type(self).__name__} never runs "
+                                  f"(it runs {sorted({*self.required_graphs, *self.optional_graphs})})")
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.backend = backend
@@ -42,11 +49,19 @@ class EdgePolicy(ABC):
         self.action_key: str = self.manifest["action"]["key"]
         self.rename_map: dict[str, str] = dict(self.manifest.get("rename_map") or {})
         images = tuple(k for k, s in self.observation_spec.items() if s["kind"] == "image")
-        self.normalizer = Normalizer(self.manifest["normalization"], bundle.stats(),
+        stats = bundle.stats()
+        _check_stat_shapes(self.manifest, stats)
+        self.normalizer = Normalizer(self.manifest["normalization"], stats,
                                      legacy=bool(self.manifest["policy"].get("legacy_stats")), image_keys=images)
         self.timings: dict[str, float] = {}
         self.graph_calls: dict[str, int] = {}   # engine calls per graph in the last call
-        self.configure(dict(overrides))
+        try:
+            self.configure(dict(overrides))
+        except (ValueError, TypeError, KeyError) as e:
+            # with no load-time override given, a bad value can only come from the manifest's runtime section
+            if isinstance(e, LeRobotEdgeError) or any(v is not None for v in overrides.values()):
+                raise
+            raise BundleError(f"malformed manifest runtime settings: {type(e).__name__}: {e}") from e
         self.reset()
 
     # -- to implement per runtime kind -------------------------------------------------------------
@@ -112,14 +127,27 @@ class EdgePolicy(ABC):
                     for k, v in arrays.items()}
         return feed, batched
 
-    def run_graph(self, name: str, feed: Mapping[str, Any], keep: tuple[str, ...] = ()) -> dict[str, Any]:
+    def run_graph(self, name: str, feed: Mapping[str, Any], keep: tuple[str, ...] = (),
+                  finite: bool = True) -> dict[str, Any]:
+        """One engine call. With `finite`, a NaN/inf in any output returned as numpy raises
+        NonFiniteActionError here, before a sampler or planner can turn it into a finite-looking action."""
         self.graph_calls[name] = self.graph_calls.get(name, 0) + 1
         with self._stage(name):
-            return self.sessions[name].run(feed, keep=keep)
+            out = self.sessions[name].run(feed, keep=keep)
+        if finite:
+            bad = [k for k, v in out.items() if isinstance(v, np.ndarray) and v.dtype.kind == "f"
+                   and not np.isfinite(v).all()]
+            if bad:
+                raise NonFiniteActionError(f"the {self.backend} engine produced NaN/inf in graph {name!r} "
+                                           f"output(s) {bad}; nothing returned")
+        return out
 
-    def queued_action(self, make_chunk: Callable[[], np.ndarray]) -> np.ndarray:
+    def queued_action(self, make_chunk: Callable[[], np.ndarray], batch: int | None = None) -> np.ndarray:
         """The next action (B, A) of the queue; when it is empty, refill it with the first n_action_steps of
-        `make_chunk()` (B, T, A), as LeRobot's queue-based select_action does."""
+        `make_chunk()` (B, T, A), as LeRobot's queue-based select_action does. `batch`: the caller's B,
+        refused when it differs from the queued actions' (LeRobot would return another batch's action)."""
+        if batch is not None:
+            same_batch(batch, self.queue.batch, "queued actions")
         if len(self.queue) == 0:
             chunk = make_chunk()
             with self._stage("sampler"):
@@ -130,9 +158,41 @@ class EdgePolicy(ABC):
     def postprocess(self, normalized: np.ndarray) -> np.ndarray:
         """Normalized actions (…, A) -> robot units; refuses non-finite engine output."""
         with self._stage("postprocess"):
+            dim = self.manifest["action"]["shape"][-1]
+            if normalized.shape[-1] != dim:
+                raise BundleError(f"the bundle's graphs produce actions of size {normalized.shape[-1]}, its "
+                                  f"manifest says {dim}")
             if not np.isfinite(normalized).all():
                 raise NonFiniteActionError(f"the {self.backend} engine produced NaN/inf actions; nothing returned")
-            return self.normalizer.unnormalize(self.action_key, normalized)
+            action = self.normalizer.unnormalize(self.action_key, normalized)
+            if not np.isfinite(action).all():   # finite in, inf out: an overflow in the unnormalization
+                raise NonFiniteActionError("unnormalized actions overflow to inf; nothing returned")
+            return action
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.type} backend={self.backend} bundle={self.bundle.path}>"
+
+
+def same_batch(batch: int, held: int | None, what: str) -> None:
+    """Refuse a call whose batch size differs from the one `what` (queue, history) was computed for."""
+    if held is not None and batch != held:
+        raise ObservationError(f"observation batch size {batch} differs from the {held} of the {what}: call "
+                               "reset() when the number of robots changes")
+
+
+def _check_stat_shapes(manifest: Mapping[str, Any], stats: dict[str, dict[str, np.ndarray]]) -> None:
+    """Each normalized feature's stats must broadcast to its shape (images: (C,), (C, 1, 1) or (C, H, W))."""
+    shapes = {k: tuple(s["shape"]) for k, s in manifest["observations"].items()}
+    shapes[manifest["action"]["key"]] = tuple(manifest["action"]["shape"])
+    for key, mode in manifest["normalization"].items():
+        if mode == "IDENTITY" or key not in shapes:
+            continue
+        for stat, v in stats.get(key, {}).items():
+            v = v.reshape(-1, 1, 1) if len(shapes[key]) == 3 and v.ndim == 1 else v
+            try:
+                ok = np.broadcast_shapes(v.shape, shapes[key]) == shapes[key]
+            except ValueError:
+                ok = False
+            if not ok:
+                raise BundleError(f"stats.safetensors: {key}.{stat} has shape {list(v.shape)}, which does not fit "
+                                  f"the feature's shape {list(shapes[key])}")

@@ -16,6 +16,11 @@ class ActionQueue:
     def __len__(self) -> int:
         return len(self._q)
 
+    @property
+    def batch(self) -> int | None:
+        """Batch size B of the queued actions (None when empty)."""
+        return self._q[0].shape[0] if self._q else None
+
     def clear(self) -> None:
         self._q.clear()
 

@@ -21,6 +21,7 @@ class SACEdgePolicy(EdgePolicy):
     discrete critic's argmax is appended as the last column (an index, not unnormalized)."""
 
     required_graphs = ("sac_actor",)
+    optional_graphs = ()
 
     def configure(self, overrides: dict[str, Any]) -> None:
         self.action_dim = self.setting("action_dim")
@@ -65,7 +66,7 @@ class SACEdgePolicy(EdgePolicy):
         t0 = self._start_call()
         action, batched = self._act(obs, noise)
         self._end_call(t0)
-        return action[:, None] if batched else action[None]                  # (B, 1, A) / (1, A)
+        return action[:, None] if batched else action                        # (B, 1, A) / (1, A)
 
     def _act(self, obs: Mapping[str, Any], noise: np.ndarray | None) -> tuple[np.ndarray, bool]:
         feed, batched = self.preprocess(obs)

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .policy import EdgePolicy
+from .policy import EdgePolicy, same_batch
 
 NUM = (int, float)
 
@@ -23,6 +23,7 @@ class TDMPCEdgePolicy(EdgePolicy):
     n_action_repeats > 1 its first action repeated, otherwise its first n_action_steps queued."""
 
     required_graphs = ("encoder", "pi")
+    optional_graphs = ("pi_rollout", "value")   # the MPC planner's
 
     def configure(self, overrides: dict[str, Any]) -> None:
         s = self.setting
@@ -127,6 +128,8 @@ class TDMPCEdgePolicy(EdgePolicy):
             raise ValueError("TDMPC takes no noise (its draws come from the seeded generator)")
         t0 = self._start_call()
         feed, batched = self.preprocess(obs)
+        same_batch(next(iter(feed.values())).shape[0], self.queue[0].shape[0] if self.queue else None,
+                   "queued actions")
         if len(self.queue) == 0:
             actions = self._chunk(feed)                                      # (H, B, A) normalized
             with self._stage("sampler"):

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import BundleError, ObservationError
-from .observations import IMAGE_PREFIX, _as_array
+from .observations import IMAGE_PREFIX, _as_array, _checked
 
 
 def _frame(key: str, value: Any) -> tuple[np.ndarray, bool]:
@@ -20,16 +20,19 @@ def _frame(key: str, value: Any) -> tuple[np.ndarray, bool]:
         if arr.ndim not in (3, 4) or arr.shape[-1] != 3:
             raise ObservationError(f"{key}: a uint8 image must be an HWC RGB frame (H, W, 3) or (B, H, W, 3), "
                                    f"got {arr.shape}")
+        if 0 in arr.shape[-3:-1]:
+            raise ObservationError(f"{key}: an image of size {arr.shape[-3:-1]} has no pixels")
         batched = arr.ndim == 4
         arr = arr if batched else arr[None]
-        return arr.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0), batched  # (B,H,W,C)->(B,C,H,W)
+        return _checked(key, arr.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0),  # (B,H,W,C)->(B,C,H,W)
+                        batched)
     if arr.dtype.kind != "f" or arr.ndim not in (3, 4) or arr.shape[-3] != 3:
         raise ObservationError(f"{key}: images must be uint8 HWC frames or float CHW (3, H, W) / (B, 3, H, W) "
                                f"in [0, 1], got {arr.dtype} {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ObservationError(f"{key}: contains NaN or inf")
+    if 0 in arr.shape[-2:]:
+        raise ObservationError(f"{key}: an image of size {arr.shape[-2:]} has no pixels")
     batched = arr.ndim == 4
-    return np.asarray(arr if batched else arr[None], dtype=np.float32), batched
+    return _checked(key, np.asarray(arr if batched else arr[None], dtype=np.float32), batched)
 
 
 def camera_images(obs: Mapping[str, Any], cameras: list[str]) -> tuple[list[np.ndarray], np.ndarray, bool]:
@@ -42,9 +45,9 @@ def camera_images(obs: Mapping[str, Any], cameras: list[str]) -> tuple[list[np.n
     if not present:
         raise ObservationError(f"no camera image in the observation; expected at least one of {cameras}")
     frames = [_frame(k, obs[k]) for k in present]
-    sizes = {f.shape[0] for f, _ in frames}
-    if len(sizes) > 1:
-        raise ObservationError(f"cameras disagree on the batch size: {sorted(sizes)}")
+    sizes = {k: f.shape[0] for k, (f, _) in zip(present, frames)}
+    if len(set(sizes.values())) > 1:
+        raise ObservationError(f"cameras disagree on the batch size: {sizes}")
     missing = len(cameras) - len(present)
     images = [f for f, _ in frames] + [np.zeros_like(frames[0][0]) for _ in range(missing)]
     mask = np.array([1] * len(present) + [0] * missing, dtype=bool)
@@ -59,16 +62,19 @@ class Tokenizer:
             from tokenizers import Tokenizer as _Tok
         except ImportError as e:  # a base dependency
             raise BundleError("this bundle needs the `tokenizers` package: pip install tokenizers") from e
-        self.tok = _Tok.from_file(str(path))
+        try:
+            self.tok = _Tok.from_file(str(path))
+        except Exception as e:  # the tokenizers library raises its own exception type for a bad file
+            raise BundleError(f"{path.name}: not a readable tokenizer.json ({e})") from e
         self.max_length, self.pad_id, self.side = max_length, pad_id, padding_side
 
     def __call__(self, task: Any, batch: int, append_newline: bool) -> tuple[np.ndarray, np.ndarray]:
         """task: str or list of B str -> ids (B, L) int64, mask (B, L) bool."""
         if task is None:
             raise ObservationError("missing 'task': a VLA needs the task instruction (a string, or one per batch row)")
-        tasks = [task] * batch if isinstance(task, str) else list(task)
+        tasks = [task] * batch if isinstance(task, str) else list(task) if isinstance(task, (list, tuple)) else []
         if len(tasks) != batch or not all(isinstance(t, str) for t in tasks):
-            raise ObservationError(f"task: expected a string or a list of {batch} strings")
+            raise ObservationError(f"task: expected a string or a list of {batch} strings, got {type(task).__name__}")
         ids = np.full((batch, self.max_length), self.pad_id, np.int64)
         mask = np.zeros((batch, self.max_length), bool)
         for i, text in enumerate(tasks):
@@ -89,9 +95,10 @@ def pi05_prompts(task: Any, state: np.ndarray) -> list[str]:
     over [-1, 1] written into "Task: …, State: …;\nAction: "."""
     if task is None:
         raise ObservationError("missing 'task': a VLA needs the task instruction (a string, or one per batch row)")
-    tasks = [task] * state.shape[0] if isinstance(task, str) else list(task)
+    tasks = [task] * state.shape[0] if isinstance(task, str) else list(task) if isinstance(task, (list, tuple)) else []
     if len(tasks) != state.shape[0] or not all(isinstance(t, str) for t in tasks):
-        raise ObservationError(f"task: expected a string or a list of {state.shape[0]} strings")
+        raise ObservationError(f"task: expected a string or a list of {state.shape[0]} strings, "
+                               f"got {type(task).__name__}")
     bins = np.digitize(state, bins=np.linspace(-1, 1, 256 + 1)[:-1]) - 1
     return [f"Task: {t.strip().replace('_', ' ').replace(chr(10), ' ')}, State: {' '.join(map(str, b))};\nAction: "
             for t, b in zip(tasks, bins)]

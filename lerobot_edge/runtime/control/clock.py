@@ -193,6 +193,8 @@ class ControlLoop:
         except BaseException as e:
             if isinstance(e, KeyboardInterrupt):
                 self.stopped_by = "interrupt"
+            self.stopped_by = self.stopped_by or "error"  # e.g. the robot raising in the control thread
+            self._t_end = self._t_end or time.perf_counter()
             if owns:
                 self.stop(raise_pending=False)
             raise

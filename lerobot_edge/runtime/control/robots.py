@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from typing import Any, Mapping, Protocol, runtime_checkable
 
 import numpy as np
@@ -39,13 +40,14 @@ class SimRobot:
     Observation i (the i-th call of get_observation) is `observation(i)`: each camera a fixed seeded random
     frame rolled by i pixels, the state `base + 0.1 * sin(0.1 * i + j)`. A camera latency (plus a uniform
     jitter in [0, camera_jitter] from a seeded RNG) makes get_observation block that long, the frame being
-    captured when the call started (`capture_time`), so the observation's age includes it.
+    captured when the call started (`capture_time`), so the observation's age includes it. `keep`: how many
+    of the latest actions/observations the record holds (None: all; a soak of hours wants a bound).
     """
 
     thread_safe = True
 
     def __init__(self, observation_spec: Mapping[str, dict], action_dim: int, *, seed: int = 0,
-                 camera_latency: float = 0.0, camera_jitter: float = 0.0):
+                 camera_latency: float = 0.0, camera_jitter: float = 0.0, keep: int | None = None):
         if camera_latency < 0 or camera_jitter < 0:
             raise ValueError("camera_latency and camera_jitter must be >= 0 seconds")
         self.spec = {k: dict(v) for k, v in observation_spec.items()}
@@ -58,8 +60,10 @@ class SimRobot:
                       for k, s in self.spec.items()}
         self._lock = threading.Lock()
         self._count = 0
-        self.actions: list[tuple[float, np.ndarray]] = []        # (perf_counter time, action (A,))
-        self.observations: list[tuple[int, float, float]] = []   # (frame index, capture time, simulated delay)
+        # (perf_counter time, action (A,)) and (frame index, capture time, simulated delay), oldest first
+        self.actions: list[tuple[float, np.ndarray]] = [] if keep is None else deque(maxlen=keep)
+        self.observations: list[tuple[int, float, float]] = [] if keep is None else deque(maxlen=keep)
+        self._sent = 0
         self.connected = False
 
     @classmethod
@@ -103,7 +107,8 @@ class SimRobot:
             raise ValueError(f"SimRobot: expected an action of shape ({self.action_dim},), got {a.shape}")
         with self._lock:
             self.actions.append((time.perf_counter(), a))
+            self._sent += 1
 
     def stats(self) -> dict:
         with self._lock:
-            return {"observations": self._count, "actions_received": len(self.actions)}
+            return {"observations": self._count, "actions_received": self._sent}

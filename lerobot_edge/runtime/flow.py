@@ -37,7 +37,6 @@ class FlowMatchingEdgePolicy(EdgePolicy):
         """Graphs load_policy need not load: the exact-RTC graph (a second copy of the expert's weights) unless
         rtc="exact" was asked for."""
         return () if overrides.get("rtc") == "exact" else (EXACT_GRAPH,)
-    optional_graphs = ("denoise_rtc",)
 
     def configure(self, overrides: dict[str, Any]) -> None:
         self.chunk_size = self.setting("chunk_size", int)

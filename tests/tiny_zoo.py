@@ -81,19 +81,25 @@ def _runtime_ready(name: str) -> None:
         pytest.skip(f"{name}: no runtime registered yet")
 
 
-def tiny_bundle(name: str, request: pytest.FixtureRequest) -> Path:
-    """The tiny bundle of policy type `name` (exported once per process; read-only: copy before editing)."""
-    try:
-        return request.getfixturevalue(f"{name}_tiny_bundle")
-    except pytest.FixtureLookupError:
-        pass
+def build(name: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Export the tiny bundle of policy type `name` once per process (what a conftest `<type>_tiny_bundle`
+    fixture can return, so every module shares one export)."""
     if name not in _CACHE:
         _runtime_ready(name)
         from lerobot_edge import export
 
-        root = request.getfixturevalue("tmp_path_factory").mktemp(f"zoo_{name}")
+        root = tmp_path_factory.mktemp(f"zoo_{name}")
         _CACHE[name] = export(_write(name, root), root / "bundle")
     return _CACHE[name]
+
+
+def tiny_bundle(name: str, request: pytest.FixtureRequest) -> Path:
+    """The tiny bundle of policy type `name`: a conftest fixture `<type>_tiny_bundle` when there is one, else
+    `build` (read-only: copy before editing)."""
+    try:
+        return request.getfixturevalue(f"{name}_tiny_bundle")
+    except pytest.FixtureLookupError:
+        return build(name, request.getfixturevalue("tmp_path_factory"))
 
 
 def load(name: str, bundle: Path, **kw):

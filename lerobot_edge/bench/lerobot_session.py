@@ -80,7 +80,12 @@ class LeRobotPolicyRunner:
         return action[0].numpy()
 
     def predict_action_chunk(self, obs: Mapping[str, Any], noise=None) -> np.ndarray:
-        return self._timed("predict_action_chunk", obs)
+        """One chunk computed by LeRobot: its select_action on an empty queue (reset first). LeRobot's own
+        predict_action_chunk needs the observation queues that only select_action fills (Diffusion, VQ-BeT)
+        and TDMPC/SAC have none, so this is the one call that computes a chunk for every policy; it returns
+        the first action (A,), the cost is the chunk's plus one queue pop."""
+        self.policy.reset()
+        return self._timed("select_action", obs)
 
     def select_action(self, obs: Mapping[str, Any], noise=None) -> np.ndarray:
         return self._timed("select_action", obs)

@@ -58,6 +58,7 @@ class VQBeTEdgePolicy(EdgePolicy):
     queued. `sampling`: "sample" (LeRobot's, the default) or "greedy"; settable after loading."""
 
     required_graphs = ("policy", "decode")
+    optional_graphs = ()
 
     def configure(self, overrides: dict[str, Any]) -> None:
         self.n_obs_steps = self.setting("n_obs_steps")

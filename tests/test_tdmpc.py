@@ -47,6 +47,8 @@ def test_shapes_queue_and_seed(case):
         p.reset()
         p.select_action(obs)
         assert p.graph_calls["value"] == ckpt.config["cem_iterations"]   # one engine call per iteration
+        samples = ckpt.config["n_gaussian_samples"] + ckpt.config["n_pi_samples"]
+        assert p.graph_rows["value"] == ckpt.config["cem_iterations"] * samples * 2   # batch rows: FLOPs scale
         assert p.graph_calls["pi_rollout"] == 1
 
 

@@ -55,6 +55,8 @@ class EdgePolicy(ABC):
                                      legacy=bool(self.manifest["policy"].get("legacy_stats")), image_keys=images)
         self.timings: dict[str, float] = {}
         self.graph_calls: dict[str, int] = {}   # engine calls per graph in the last call
+        self.graph_rows: dict[str, int] = {}    # batch rows per graph in the last call (FLOPs scale with them)
+        self._batch_axis = {g["name"]: _batch_axis(g) for g in self.manifest["graphs"]}
         try:
             self.configure(dict(overrides))
         except (ValueError, TypeError, KeyError) as e:
@@ -112,6 +114,7 @@ class EdgePolicy(ABC):
         self.timings = {"preprocess": 0.0, **{g: 0.0 for g in self.sessions}, "sampler": 0.0,
                         "postprocess": 0.0}
         self.graph_calls = {g: 0 for g in self.sessions}
+        self.graph_rows = {g: 0 for g in self.sessions}
         return time.perf_counter()
 
     def _end_call(self, t0: float) -> None:
@@ -132,6 +135,10 @@ class EdgePolicy(ABC):
         """One engine call. With `finite`, a NaN/inf in any output returned as numpy raises
         NonFiniteActionError here, before a sampler or planner can turn it into a finite-looking action."""
         self.graph_calls[name] = self.graph_calls.get(name, 0) + 1
+        where = self._batch_axis.get(name)
+        x = feed.get(where[0]) if where else None
+        rows = x.shape[where[1]] if isinstance(x, np.ndarray) and x.ndim > where[1] else 1
+        self.graph_rows[name] = self.graph_rows.get(name, 0) + int(rows)
         with self._stage(name):
             out = self.sessions[name].run(feed, keep=keep)
         if finite:
@@ -171,6 +178,16 @@ class EdgePolicy(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.type} backend={self.backend} bundle={self.bundle.path}>"
+
+
+def _batch_axis(graph: Mapping[str, Any]) -> tuple[str, int] | None:
+    """(input name, axis) of a graph's first dynamic axis: a call's batch rows (the planner of TDMPC runs its
+    value graph on hundreds of samples at once; the manifest's FLOPs are per row)."""
+    for i in graph["inputs"]:
+        for axis, dim in enumerate(i["shape"]):
+            if isinstance(dim, str):
+                return i["name"], axis
+    return None
 
 
 def same_batch(batch: int, held: int | None, what: str) -> None:

@@ -76,9 +76,9 @@ def time_backend(bundle: Path, backend: str, rounds: int, threads: int) -> dict:
     from lerobot_edge.runtime.flow import FlowMatchingEdgePolicy
 
     opts = {"threads": threads}
-    guided = load_policy(bundle, backend, rtc="guided", backend_options=opts, allow_unvalidated=True)
+    exact = load_policy(bundle, backend, rtc="exact", backend_options=opts, allow_unvalidated=True)
     # the same engine sessions behind both modes: one copy of the weights per backend block
-    exact = FlowMatchingEdgePolicy(guided.bundle, backend, dict(guided.sessions), {"rtc": "exact"})
+    guided = FlowMatchingEdgePolicy(exact.bundle, backend, dict(exact.sessions), {"rtc": "guided"})
     rng = np.random.default_rng(0)
     obs = observation(guided, rng)
     noise = rng.standard_normal(tuple(guided.manifest["noise_shape"][1:])).astype(np.float32)

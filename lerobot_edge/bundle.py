@@ -205,12 +205,15 @@ class Bundle:
     def _check_external_data(self, rel: str, verified: set[str], extents: dict[str, int | None]) -> None:
         """An ONNX file may only reference data files of the bundle that were just verified; `extents`
         collects, per data file, the end of the last tensor referenced (None: a tensor without a length)."""
-        from .onnx_refs import external_data_refs
+        from .onnx_refs import scan
 
         try:
-            refs = external_data_refs(self.file(rel))
+            refs, custom = scan(self.file(rel))
         except (ValueError, RecursionError) as e:
             raise BundleError(f"{rel}: not a readable ONNX file ({e})") from e
+        if custom:  # a custom-op library is never loaded from a bundle: such a graph cannot run anyway
+            raise BundleError(f"{rel}: uses operator domain(s) {custom}, which no backend here implements "
+                              "(lerobot-edge writes standard ONNX only)")
         base = PurePosixPath(rel).parent
         for loc, offset, length in refs:
             try:

@@ -7,7 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 # field numbers (onnx.proto3)
-MODEL_GRAPH = 7
+MODEL_GRAPH, MODEL_OPSET_IMPORT, MODEL_FUNCTIONS = 7, 8, 25
+OPSET_DOMAIN, FUNCTION_DOMAIN = 1, 10
+# operator domains ONNX Runtime and OpenVINO implement themselves; a model-local function may add its own
+STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "com.microsoft")
 GRAPH_NODE, GRAPH_INITIALIZER, GRAPH_SPARSE_INIT = 1, 5, 15
 NODE_ATTRIBUTE = 5
 ATTR_T, ATTR_G, ATTR_TENSORS, ATTR_GRAPHS = 5, 6, 10, 11
@@ -96,14 +99,32 @@ def _graph_refs(g: memoryview) -> list[tuple[str, int, int | None]]:
     return out
 
 
+def _string(message: memoryview, field: int) -> str:
+    return next((bytes(v).decode("utf-8", "replace") for f, v in _fields(message) if f == field and v is not None),
+                "")
+
+
+def scan(path: str | Path) -> tuple[list[tuple[str, int, int | None]], list[str]]:
+    """-> every external-data reference (location, offset, length or None) of an ONNX model file, and the
+    operator domains it imports that neither a standard runtime nor one of its own functions defines."""
+    data = memoryview(Path(path).read_bytes())
+    refs, imported, local = [], [], set()
+    for f, v in _fields(data):
+        if v is None:
+            continue
+        if f == MODEL_GRAPH:
+            refs += _graph_refs(v)
+        elif f == MODEL_OPSET_IMPORT:
+            imported.append(_string(v, OPSET_DOMAIN))
+        elif f == MODEL_FUNCTIONS:
+            local.add(_string(v, FUNCTION_DOMAIN))
+    unknown = [d for d in dict.fromkeys(imported) if d not in STANDARD_DOMAINS and d not in local]
+    return refs, unknown
+
+
 def external_data_refs(path: str | Path) -> list[tuple[str, int, int | None]]:
     """Every external-data reference of an ONNX model file: (location, offset, length or None)."""
-    data = memoryview(Path(path).read_bytes())
-    refs = []
-    for f, v in _fields(data):
-        if f == MODEL_GRAPH and v is not None:
-            refs += _graph_refs(v)
-    return refs
+    return scan(path)[0]
 
 
 def external_data_locations(path: str | Path) -> list[str]:

@@ -62,6 +62,11 @@ def _external(key: str, value: str):
     return fn
 
 
+def _custom_op(m) -> None:
+    m.graph.node.append(onnx.helper.make_node("Exfiltrate", ["observation.state"], ["leak"], domain="com.evil"))
+    m.opset_import.append(onnx.helper.make_opsetid("com.evil", 1))
+
+
 def _rename_output(m) -> None:
     m.graph.output[0].name = "evil"
     for n in m.graph.node:
@@ -127,6 +132,7 @@ BUNDLE_ATTACKS = {
     "graph file outside every file set": (lambda b: edit_manifest(b, lambda m: m["files"].update(onnx=[])),
                                           "is not a checksummed file"),
     "graph output renamed in the ONNX": (lambda b: _onnx(b, _rename_output), "outputs of act.onnx are"),
+    "graph with a custom-op domain": (lambda b: _onnx(b, _custom_op), "operator domain\\(s\\) \\['com.evil'\\]"),
     "input dtype disagrees": (lambda b: edit_manifest(b, lambda m: m["graphs"][0]["inputs"][0].update(
         dtype="int64")), "has dtype float32, the manifest says int64"),
     "manifest lists an input the graph lacks": (lambda b: edit_manifest(b, lambda m: m["graphs"][0]["inputs"].append(
@@ -305,3 +311,10 @@ def test_remote_code_in_a_checkpoint_is_never_run(act_ckpt, tmp_path):
     _cfg(lambda c: c.update(trust_remote_code=True, auto_map={"AutoPolicy": "evil_policy.Policy"}))(d)
     build_plan(load_checkpoint(d))                        # everything export reads from a checkpoint
     assert not marker.exists() and "evil_policy" not in sys.modules
+
+
+def test_io_dtype_disagreement_is_refused_by_openvino_too(bundle):
+    pytest.importorskip("openvino", reason="pip install 'lerobot-edge[openvino]'")
+    edit_manifest(bundle, lambda m: m["graphs"][0]["inputs"][0].update(dtype="int64"))
+    with pytest.raises(BundleError, match="has dtype float32, the manifest says int64"):
+        load_policy(bundle, "openvino")

@@ -47,8 +47,8 @@ class OpenVINOSession:
             model = core.read_model(path)
         except Exception as e:
             raise BundleError(f"{graph.file}: OpenVINO cannot read the model ({e})") from e
-        check_io(graph, [(p.get_any_name(), _dims(p)) for p in model.inputs],
-                 [(p.get_any_name(), _dims(p)) for p in model.outputs])
+        check_io(graph, [(p.get_any_name(), _dims(p), _dtype(p)) for p in model.inputs],
+                 [(p.get_any_name(), _dims(p), _dtype(p)) for p in model.outputs])
         self.compiled = core.compile_model(model, device, config)
         self.request = self.compiled.create_infer_request()
         self.device, self.precision_hint = device, hint
@@ -69,6 +69,14 @@ class OpenVINOSession:
 
 def _dims(port) -> tuple:
     return tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
+
+
+def _dtype(port) -> str | None:
+    """The port's element type as numpy names it ('float32', 'int64'); None where it has none (dynamic)."""
+    try:
+        return str(np.dtype(port.get_element_type().to_dtype()))
+    except Exception:  # an undefined/dynamic element type, or an OpenVINO without to_dtype()
+        return None
 
 
 class OpenVINOBackend(Backend):

@@ -136,6 +136,7 @@ class Bundle:
         self.path = path
         self.manifest = manifest
         self.graphs = {g["name"]: GraphSpec.from_json(g) for g in manifest["graphs"]}
+        self.verified: set[str] | None = None   # files whose checksums `verify` checked (None: not verified)
         if len(self.graphs) != len(manifest["graphs"]):
             names = [g["name"] for g in manifest["graphs"]]
             dup = sorted({n for n in names if names.count(n) > 1})
@@ -163,6 +164,14 @@ class Bundle:
             raise BundleError(f"{rel}: resolves outside the bundle ({p.resolve()})")
         return p
 
+    def verified_file(self, rel: str) -> Path:
+        """`file(rel)` for a file the runtime reads (tokenizer, embedding table): it must be one whose checksum
+        was verified, so a manifest cannot make the robot read an unchecked file of the bundle directory."""
+        rel = safe_relpath(rel)
+        if self.verified is not None and rel not in self.verified:
+            raise BundleError(f"{rel}: not a checksummed file of the bundle's verified file sets")
+        return self.file(rel)
+
     def verify(self, sets: list[str], expected_sha256: str | None = None) -> None:
         """Check every file of `sets` (that the manifest has) against checksums.sha256."""
         sums_path = self.file(CHECKSUMS)
@@ -182,6 +191,7 @@ class Bundle:
             if sha256_file(p) != sums[rel]:
                 raise BundleError(f"{rel}: checksum mismatch (corrupt or tampered bundle)")
         self._check_graph_files(sets, set(wanted))
+        self.verified = set(wanted)
         extents: dict[str, int | None] = {}
         for rel in wanted:
             if rel.endswith(".onnx"):

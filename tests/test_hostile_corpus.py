@@ -318,3 +318,16 @@ def test_io_dtype_disagreement_is_refused_by_openvino_too(bundle):
     edit_manifest(bundle, lambda m: m["graphs"][0]["inputs"][0].update(dtype="int64"))
     with pytest.raises(BundleError, match="has dtype float32, the manifest says int64"):
         load_policy(bundle, "openvino")
+
+
+def test_a_vla_reads_only_checksummed_runtime_files(request, tmp_path):
+    """A manifest pointing the tokenizer (or the embedding table) at a file of the bundle directory that no
+    checksum covers is refused: with a pinned checksums.sha256 nothing unverified is ever read."""
+    import tiny_zoo
+
+    b = tmp_path / "b"
+    shutil.copytree(tiny_zoo.tiny_bundle("pi0", request), b)
+    shutil.copy(b / "tokenizer.json", b / "unverified.json")
+    edit_manifest(b, lambda m: m["runtime"]["tokenizer"].update(file="unverified.json"))
+    with pytest.raises(BundleError, match="unverified.json: not a checksummed file"):
+        tiny_zoo.load("pi0", b)

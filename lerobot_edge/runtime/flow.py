@@ -70,8 +70,8 @@ class FlowMatchingEdgePolicy(EdgePolicy):
         self.state_key = next((k for k, s in self.observation_spec.items() if s["kind"] == "state"), None)
         self.cameras = [k for k, s in self.observation_spec.items() if s["kind"] == "image"]
         tok = self.setting("tokenizer", dict)
-        self.tokenizer = Tokenizer(self.bundle.file(tok["file"]), int(tok["max_length"]), int(tok.get("pad_id", 0)),
-                                   tok.get("padding_side", "right"))
+        self.tokenizer = Tokenizer(self.bundle.verified_file(tok["file"]), int(tok["max_length"]),
+                                   int(tok.get("pad_id", 0)), tok.get("padding_side", "right"))
         self.append_newline = bool(self.manifest["runtime"].get("append_newline", False))
         self.state_in_prompt = bool(self.manifest["runtime"].get("state_in_prompt", False))
         if self.state_token and self.state_key is None:
@@ -117,7 +117,10 @@ class FlowMatchingEdgePolicy(EdgePolicy):
         self.embed_table = None
         if not emb:
             return
-        self.embed_table = np.load(self.bundle.file(emb["file"]), mmap_mode="r", allow_pickle=False)
+        try:
+            self.embed_table = np.load(self.bundle.verified_file(emb["file"]), mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as e:  # a pickled or corrupt .npy is never unpickled
+            raise BundleError(f"{emb['file']}: not a readable .npy table without pickles ({e})") from e
         self.embed_scale = np.float32(emb["scale"])
         if self.embed_table.ndim != 2 or self.embed_table.dtype != np.float32:
             raise BundleError(f"{emb['file']}: expected a float32 (vocab, width) table, got "

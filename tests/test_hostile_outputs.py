@@ -95,3 +95,11 @@ def test_clamping_keeps_sent_actions_in_the_recorded_range(act_tiny_bundle):
     sent = np.stack([a for _, a in robot.actions])
     assert (sent >= narrow["min"] - 1e-6).all() and (sent <= narrow["max"] + 1e-6).all()
     assert sum(t["limited"] for t in report["ticks"]) > len(sent) // 2
+
+
+def test_limits_pass_through_sacs_discrete_gripper_index():
+    """SAC appends its discrete gripper index after the A continuous actions the stats describe."""
+    lim = ActionLimits(low=np.zeros(2, np.float32), high=np.ones(2, np.float32), max_step=np.full(2, 0.5, np.float32))
+    out, limited = lim.apply(np.array([2.0, -1.0, 2.0], np.float32), np.array([0.8, 0.2, 0.0], np.float32))
+    np.testing.assert_allclose(out, [1.0, 0.0, 2.0])
+    assert limited

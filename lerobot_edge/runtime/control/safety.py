@@ -46,13 +46,16 @@ class ActionLimits:
         return self.low is not None or self.max_step is not None
 
     def apply(self, action: np.ndarray, previous: np.ndarray | None) -> tuple[np.ndarray, bool]:
-        """action (A,) -> (limited action (A,), whether anything was changed)."""
-        out = np.asarray(action, np.float32)
+        """action (A,) -> (limited action (A,), whether anything was changed). Entries past the stats' A (SAC's
+        appended discrete gripper index) are passed through unchanged."""
+        action = np.asarray(action, np.float32)
+        out = action.copy()
+        n = len(self.low) if self.low is not None else len(self.max_step) if self.max_step is not None else 0
         if self.max_step is not None and previous is not None:
-            out = previous + np.clip(out - previous, -self.max_step, self.max_step)
+            out[:n] = previous[:n] + np.clip(out[:n] - previous[:n], -self.max_step, self.max_step)
         if self.low is not None:
-            out = np.clip(out, self.low, self.high)
-        return out.astype(np.float32, copy=False), bool(np.any(out != action))
+            out[:n] = np.clip(out[:n], self.low, self.high)
+        return out, bool(np.any(out != action))
 
     def describe(self) -> dict:
         return {"clamp": self.low is not None,

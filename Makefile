@@ -63,3 +63,5 @@ clean:
 -include mk/parity_vqbet.mk
 -include mk/smolvla.mk
 -include mk/parity_gaussian_actor.mk
+-include mk/hardening.mk
+-include mk/rtc_exact.mk

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 from conftest import reference_dir
-from lerobot_layout import write_diffusion_checkpoint
+import tiny_zoo
 
 from lerobot_edge import export, load_policy
 from lerobot_edge.checkpoint import load_checkpoint
@@ -23,9 +23,9 @@ CASES = sorted(p.name for p in DREF.iterdir() if (p / "reference.npz").is_file()
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("diffusion")
-    ckpt = write_diffusion_checkpoint(root / "ckpt")
-    return ckpt, export(ckpt, root / "bundle")
+    """(checkpoint, bundle) from tests/tiny_zoo.py: exported once per run, shared with the hostile suites."""
+    bundle = tiny_zoo.build("diffusion", tmp_path_factory)
+    return bundle.parent / "ckpt", bundle
 
 
 class _RecordedNoise:

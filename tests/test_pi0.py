@@ -10,7 +10,8 @@ import shutil
 import numpy as np
 import pytest
 
-from pi_layout import write_pi0_checkpoint, write_tokenizer
+import tiny_zoo
+from pi_layout import write_tokenizer
 
 TOL = 1e-4  # normalized units, full chunk
 
@@ -20,29 +21,25 @@ def pi0_tokenizer(tmp_path_factory):
     return write_tokenizer(tmp_path_factory.mktemp("tok") / "tokenizer")
 
 
+# the tiny bundles come from tests/tiny_zoo.py: exported once per run, shared with the hostile suites
 @pytest.fixture(scope="session")
-def pi0_checkpoint(tmp_path_factory, pi0_tokenizer):
-    return write_pi0_checkpoint(tmp_path_factory.mktemp("ckpt") / "pi0_tiny", pi0_tokenizer)
-
-
-@pytest.fixture(scope="session")
-def pi0_bundle(pi0_checkpoint, tmp_path_factory):
-    from lerobot_edge import export
-
-    return export(pi0_checkpoint, tmp_path_factory.mktemp("bundle") / "pi0_tiny")
+def pi0_bundle(tmp_path_factory):
+    return tiny_zoo.build("pi0", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
-def pi05_checkpoint(tmp_path_factory, pi0_tokenizer):
-    return write_pi0_checkpoint(tmp_path_factory.mktemp("ckpt") / "pi05_tiny", pi0_tokenizer, kind="pi05",
-                                tokenizer_max_length=64, seed=1)
+def pi0_checkpoint(pi0_bundle):
+    return pi0_bundle.parent / "ckpt"
 
 
 @pytest.fixture(scope="session")
-def pi05_bundle(pi05_checkpoint, tmp_path_factory):
-    from lerobot_edge import export
+def pi05_bundle(tmp_path_factory):
+    return tiny_zoo.build("pi05", tmp_path_factory)
 
-    return export(pi05_checkpoint, tmp_path_factory.mktemp("bundle") / "pi05_tiny")
+
+@pytest.fixture(scope="session")
+def pi05_checkpoint(pi05_bundle):
+    return pi05_bundle.parent / "ckpt"
 
 
 def _obs(rng, batch=None, cameras=("observation.images.top", "observation.images.wrist")):

@@ -11,6 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
+import tiny_zoo
 from smolvla_layout import write_smolvla_checkpoint, write_vlm_dir
 
 TOL = 1e-4  # normalized units, full chunk
@@ -21,16 +22,15 @@ def smolvla_vlm(tmp_path_factory):
     return write_vlm_dir(tmp_path_factory.mktemp("vlm") / "SmolVLM2-tiny")
 
 
+# the tiny bundle comes from tests/tiny_zoo.py: exported once per run, shared with the hostile suites
 @pytest.fixture(scope="session")
-def smolvla_checkpoint(tmp_path_factory, smolvla_vlm):
-    return write_smolvla_checkpoint(tmp_path_factory.mktemp("ckpt") / "smolvla_tiny", smolvla_vlm)
+def smolvla_bundle(tmp_path_factory):
+    return tiny_zoo.build("smolvla", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
-def smolvla_bundle(smolvla_checkpoint, tmp_path_factory):
-    from lerobot_edge import export
-
-    return export(smolvla_checkpoint, tmp_path_factory.mktemp("bundle") / "smolvla_tiny")
+def smolvla_checkpoint(smolvla_bundle):
+    return smolvla_bundle.parent / "ckpt"
 
 
 @pytest.fixture(scope="session")

@@ -11,14 +11,8 @@ import numpy as np
 import pytest
 
 import tiny_zoo
-from pi_layout import write_tokenizer
 
 TOL = 1e-4  # normalized units, full chunk
-
-
-@pytest.fixture(scope="session")
-def pi0_tokenizer(tmp_path_factory):
-    return write_tokenizer(tmp_path_factory.mktemp("tok") / "tokenizer")
 
 
 # the tiny bundles come from tests/tiny_zoo.py: exported once per run, shared with the hostile suites

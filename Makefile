@@ -14,6 +14,10 @@ help:
 	@echo "make test   - set up (incl. the LeRobot 0.4.4 reference env) and run the test suite"
 	@echo "make bench  - latency benchmarks (benchmarks/, pytest-benchmark)"
 	@echo "make bench-tables - regenerate benchmarks/README.md's tables (lerobot-edge bench per standard config)"
+	@echo "make parity - also the LeRobot 0.6.1 parity (pi0, pi05, SmolVLA, gaussian_actor; Python 3.12 env)"
+	@echo "make rtc-exact / rtc-exact-bench - whole-bundle RTC exact tests / exact vs guided cost"
+	@echo "make pi0-full / smolvla-full - full-size export + latency (random weights; minutes, GBs)"
+	@echo "make test-hostile / soak - hardening suites / the long control-loop soak"
 
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

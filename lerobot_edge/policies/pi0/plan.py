@@ -104,6 +104,16 @@ def embedding_file(table, file: str = "embedding.npy") -> tuple[dict, dict]:
     return {file: write}, {"file": file, "scale": scale, "rows": int(table.shape[0]), "width": int(table.shape[1])}
 
 
+def vla_observations(ckpt: Checkpoint, cfg) -> dict:
+    """The manifest's observation spec of a VLA: every camera feeds the per-camera `image` input (resized on the
+    host, so any size is accepted), the state (when the checkpoint has one) the `state` input."""
+    obs = {k: {"kind": "image", "shape": list(ckpt.input_features[k].shape), "graph_input": "image"}
+           for k in cfg.image_keys}
+    if cfg.state_dim:
+        obs[STATE] = {"kind": "state", "shape": [cfg.state_dim], "graph_input": "state"}
+    return obs
+
+
 def sampler(inputs: list[IOSpec], vocab: int):
     """Seeded, non-trivial inputs for validation: masks keep the first row valid, tokens within the vocab."""
     def sample(rng: np.random.Generator, batch: int) -> dict[str, np.ndarray]:
@@ -137,10 +147,7 @@ def flow_plan(ckpt: Checkpoint, cfg, core, model: str, denoise, with_state: bool
               GraphPlan("denoise", denoise, di, do, {"v_t": TOL_ACTION}, sampler(di, cfg.vocab_size))]
     if rtc_exact:
         graphs.append(exact_graph(graphs[-1], cfg.chunk_size, cfg.max_action_dim))
-    obs = {k: {"kind": "image", "shape": list(ckpt.input_features[k].shape), "graph_input": "image"}
-           for k in cfg.image_keys}
-    if cfg.state_dim:
-        obs[STATE] = {"kind": "state", "shape": [cfg.state_dim], "graph_input": "state"}
+    obs = vla_observations(ckpt, cfg)
     keys = [*obs, "action"]
     rtc = dict(cfg.rtc_config or {})
     embed_files, embedding = host_embeddings(core)

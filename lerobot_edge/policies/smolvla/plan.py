@@ -17,8 +17,8 @@ from ...bundle import IOSpec
 from ...checkpoint import LEGACY_STAT_PREFIXES, Checkpoint
 from ...errors import CheckpointError
 from ..common.weights import load_strict
-from ..pi0.plan import (DEFAULT_TOKENIZER, STATE, TOL_ACTION, TOL_TOKENS, embedding_file, sampler,
-                        tokenizer_settings)
+from ..pi0.plan import (DEFAULT_TOKENIZER, TOL_ACTION, TOL_TOKENS, embedding_file, sampler, tokenizer_settings,
+                        vla_observations)
 from ..pi0.rtc_exact import exact_graph
 from ..pi0.validate import chunk_check
 from ..plan import ExportPlan, GraphPlan
@@ -98,10 +98,7 @@ def build_plan(ckpt: Checkpoint, vlm: str | None = None, rtc_exact: bool = False
               GraphPlan("denoise", DenoiseGraph(core, cfg), di, do, {"v_t": TOL_ACTION}, sampler(di, vocab))]
     if rtc_exact:
         graphs.append(exact_graph(graphs[-1], cfg.chunk_size, cfg.max_action_dim))
-    obs = {k: {"kind": "image", "shape": list(ckpt.input_features[k].shape), "graph_input": "image"}
-           for k in cfg.image_keys}
-    if cfg.state_dim:
-        obs[STATE] = {"kind": "state", "shape": [cfg.state_dim], "graph_input": "state"}
+    obs = vla_observations(ckpt, cfg)
     keys = [*obs, "action"]
     config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items() if k != "vlm"}
     config["vlm_dims"] = asdict(cfg.vlm)

@@ -82,6 +82,10 @@ def plot(report: dict, path: str | Path) -> Path:
         vals = [r["stages"].get(stage, {}).get("p50_ms", 0.0) for r in live]
         ax.bar(names, vals, bottom=bottom, label=stage)
         bottom = [b + v for b, v in zip(bottom, vals)]
+    # variants timed end to end only (LeRobot's own policy): one grey bar for the whole call
+    whole = [r["stages"]["total"]["p50_ms"] if set(r["stages"]) == {"total"} else 0.0 for r in live]
+    if any(whole):
+        ax.bar(names, whole, bottom=bottom, color="0.6", label="end to end (no stage breakdown)")
     p50 = [r["stages"]["total"]["p50_ms"] for r in live]
     p99 = [r["stages"]["total"]["p99_ms"] for r in live]
     ax.errorbar(names, p50, yerr=[[0] * len(live), [b - a for a, b in zip(p50, p99)]], fmt="none", ecolor="black",

@@ -55,7 +55,7 @@ bench: setup
 # have a LeRobot column; export, OpenVINO and matplotlib are added to it
 bench-tables: parity-env
 	$(PARITY_VENV)/bin/python -m pip install -qq --disable-pip-version-check --no-warn-conflicts \
-	  -c $(PARITY_CONSTRAINTS) 'onnx>=1.16' 'onnxscript>=0.2' 'openvino>=2024.4' 'matplotlib>=3.7'
+	  -c $(PARITY_CONSTRAINTS) 'onnx>=1.16' 'onnxscript>=0.2' 'openvino>=2024.4' 'matplotlib>=3.7' tokenizers
 	$(PARITY_VENV)/bin/python benchmarks/tables.py $(TABLES_ARGS)
 
 clean:

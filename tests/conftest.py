@@ -21,12 +21,12 @@ from lerobot_layout import TINY_ACT, write_act_checkpoint  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def reference_dir() -> Path | None:
-    """Where `make parity-ref` put LeRobot's reference outputs (env var first, then .cache/reference/current)."""
-    env = os.environ.get("LEROBOT_EDGE_REFERENCE_DIR")
-    if env:
-        return Path(env)
-    current = REPO / ".cache" / "reference" / "current"
+def reference_dir(pointer: str = "current", env: str = "LEROBOT_EDGE_REFERENCE_DIR") -> Path | None:
+    """Where a `make parity-ref*` target put LeRobot's reference outputs: the env var first, then the path
+    written in .cache/reference/<pointer> (relative to the repo root or absolute)."""
+    if os.environ.get(env):
+        return Path(os.environ[env])
+    current = REPO / ".cache" / "reference" / pointer
     if current.is_file():
         p = Path(current.read_text().strip())
         return p if p.is_absolute() else REPO / p

@@ -5,11 +5,11 @@ mode (tanh(mean)) and, with LeRobot's own rsample draws tapped and injected here
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import reference_dir
 from test_parity_sac import _scale
 
 from lerobot_edge import export, load_policy
@@ -21,14 +21,7 @@ CASES = ("ga_image_gripper", "ga_unshared", "ga_state")
 
 
 def reference_dir_06() -> Path | None:
-    env = os.environ.get("LEROBOT_EDGE_REFERENCE_GA_DIR")
-    if env:
-        return Path(env)
-    current = REPO / ".cache" / "reference" / "gaussian-actor-current"
-    if current.is_file():
-        p = Path(current.read_text().strip())
-        return p if p.is_absolute() else REPO / p
-    return None
+    return reference_dir("gaussian-actor-current", "LEROBOT_EDGE_REFERENCE_GA_DIR")
 
 
 @pytest.fixture(scope="module", params=CASES)

@@ -4,11 +4,11 @@ the test skips, saying so, when they are absent."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import reference_dir
 
 REPO = Path(__file__).resolve().parents[1]
 TOL = 1e-4  # normalized units, full chunk (the contract)
@@ -16,14 +16,7 @@ pytestmark = pytest.mark.parity
 
 
 def pi_reference_dir() -> Path | None:
-    env = os.environ.get("LEROBOT_EDGE_PI_REFERENCE_DIR")
-    if env:
-        return Path(env)
-    current = REPO / ".cache" / "reference" / "current-0.6"
-    if current.is_file():
-        p = Path(current.read_text().strip())
-        return p if p.is_absolute() else REPO / p
-    return None
+    return reference_dir("current-0.6", "LEROBOT_EDGE_PI_REFERENCE_DIR")
 
 
 REF = pi_reference_dir()

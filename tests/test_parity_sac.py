@@ -7,11 +7,11 @@ stochastic mode.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import reference_dir
 
 from lerobot_edge import export, load_policy
 from lerobot_edge.checkpoint import load_checkpoint
@@ -21,14 +21,7 @@ CASES = ("sac_state", "sac_image_gripper", "sac_unshared")
 
 
 def more_reference_dir() -> Path | None:
-    env = os.environ.get("LEROBOT_EDGE_REFERENCE_MORE_DIR")
-    if env:
-        return Path(env)
-    current = REPO / ".cache" / "reference" / "more-current"
-    if current.is_file():
-        p = Path(current.read_text().strip())
-        return p if p.is_absolute() else REPO / p
-    return None
+    return reference_dir("more-current", "LEROBOT_EDGE_REFERENCE_MORE_DIR")
 
 
 def _case_dir(name: str) -> Path:

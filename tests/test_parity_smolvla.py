@@ -5,11 +5,11 @@ scripts/lerobot_reference_smolvla.py (`make smolvla-ref`); the test skips, sayin
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import reference_dir as conftest_reference_dir
 
 REPO = Path(__file__).resolve().parents[1]
 TOL = 1e-4  # normalized units, full chunk (the contract)
@@ -17,14 +17,7 @@ pytestmark = pytest.mark.parity
 
 
 def reference_dir() -> Path | None:
-    env = os.environ.get("LEROBOT_EDGE_SMOLVLA_REFERENCE_DIR")
-    if env:
-        return Path(env)
-    current = REPO / ".cache" / "reference" / "current-smolvla"
-    if current.is_file():
-        p = Path(current.read_text().strip())
-        return p if p.is_absolute() else REPO / p
-    return None
+    return conftest_reference_dir("current-smolvla", "LEROBOT_EDGE_SMOLVLA_REFERENCE_DIR")
 
 
 REF = reference_dir()

@@ -9,11 +9,11 @@ sequential selection (batch norm, no crop).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import reference_dir
 
 from lerobot_edge import export, load_policy
 from lerobot_edge.checkpoint import load_checkpoint
@@ -24,14 +24,7 @@ CASES = ("vqbet", "vqbet_seq")
 
 
 def vqbet_reference_dir() -> Path | None:
-    env = os.environ.get("LEROBOT_EDGE_REFERENCE_VQBET_DIR")
-    if env:
-        return Path(env)
-    current = REPO / ".cache" / "reference" / "vqbet-current"
-    if current.is_file():
-        p = Path(current.read_text().strip())
-        return p if p.is_absolute() else REPO / p
-    return None
+    return reference_dir("vqbet-current", "LEROBOT_EDGE_REFERENCE_VQBET_DIR")
 
 
 @pytest.fixture(scope="module", params=CASES)

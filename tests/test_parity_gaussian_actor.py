@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import reference_dir
-from test_parity_sac import _scale
+from test_parity_sac import check_actor
 
 from lerobot_edge import export, load_policy
 from lerobot_edge.checkpoint import load_checkpoint
@@ -43,16 +43,4 @@ def test_gaussian_actor_matches_lerobot_06(case, backend):
     pytest.importorskip(backend)
     policy = load_policy(bundle, backend)
     assert policy.type == "gaussian_actor"
-    obs = {k[len("obs."):]: v for k, v in ref.items() if k.startswith("obs.")}
-    feed, _ = policy.preprocess(obs)
-    out = policy.sessions["sac_actor"].run(feed)
-    assert np.abs(out["mean"] - ref["mean"]).max() <= 1e-4
-    assert np.abs(out["std"] - ref["std"]).max() <= 1e-4
-    A, scale = ref["mean"].shape[1], _scale(ckpt)
-    det = policy.select_action(obs)
-    assert np.abs((det[:, :A] - ref["action_mean"]) / scale).max() <= 1e-4
-    sampled = policy.select_action(obs, noise=ref["noise"])
-    assert np.abs((sampled[:, :A] - ref["action_sampled"]) / scale).max() <= 1e-4
-    if "discrete_q" in ref:
-        assert np.abs(out["discrete_q"] - ref["discrete_q"]).max() <= 1e-4
-        np.testing.assert_array_equal(det[:, A], ref["discrete_action"])
+    check_actor(policy, ckpt, ref)

@@ -94,7 +94,7 @@ def cmd_latency(args) -> dict:
     mon, t0 = MemoryMonitor(), time.perf_counter()
     mon.set("load")
     if args.backend == "eager":
-        from lerobot_edge.bench.torch_session import load_torch_policy
+        from lerobot_edge.exporters.torch_session import load_torch_policy
 
         policy = load_torch_policy(args.bundle, args.checkpoint, threads=args.threads)
     else:

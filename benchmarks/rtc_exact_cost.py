@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 SIZES = {"reduced": None, "mid": ["--vlm", "gemma_300m", "--vision", "tiny", "--vocab", "1024", "--cameras", "1"]}
 
 
@@ -33,7 +32,7 @@ def checkpoint(size: str, work: Path) -> Path:
     if (d / "model.safetensors").exists():
         return d
     if size == "reduced":
-        from pi_layout import write_pi0_checkpoint, write_tokenizer
+        from lerobot_edge.testing.checkpoints.pi import write_pi0_checkpoint, write_tokenizer
 
         return write_pi0_checkpoint(d, write_tokenizer(work / "tokenizer"), chunk_size=50, tokenizer_max_length=48,
                                     state_dim=14, action_dim=14)
@@ -73,7 +72,7 @@ def time_backend(bundle: Path, backend: str, rounds: int, threads: int) -> dict:
     """Guided and exact chunks interleaved; -> medians (s) of chunk total and per-step graph time, and the
     exact-vs-guided chunk difference in normalized action units."""
     from lerobot_edge import load_policy
-    from lerobot_edge.runtime.flow import FlowMatchingEdgePolicy
+    from lerobot_edge.runtime.policies.flow import FlowMatchingEdgePolicy
 
     opts = {"threads": threads}
     exact = load_policy(bundle, backend, rtc="exact", backend_options=opts, allow_unvalidated=True)

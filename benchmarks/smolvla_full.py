@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
 CAMERAS = {"observation.images.top": (3, 480, 640), "observation.images.wrist": (3, 480, 640)}
 BACKENDS = ("torch", "torch-bf16", "onnxruntime", "openvino", "openvino-bf16")
 
@@ -38,7 +37,7 @@ def peak_rss_gb() -> float:
 
 def prepare(work: Path, tiny: bool = False) -> dict:
     """tiny: the test suite's reduced VLM (a smoke test of this script)."""
-    from smolvla_layout import FULL_VLM, TINY_VLM, write_smolvla_checkpoint, write_vlm_dir
+    from lerobot_edge.testing.checkpoints.smolvla import FULL_VLM, TINY_VLM, write_smolvla_checkpoint, write_vlm_dir
 
     t0 = time.perf_counter()
     vlm = write_vlm_dir(work / "vlm", TINY_VLM if tiny else FULL_VLM)
@@ -80,7 +79,7 @@ def _torch_policy(work: Path, bf16: bool):
     from lerobot_edge.bundle import Bundle
     from lerobot_edge.checkpoint import load_checkpoint
     from lerobot_edge.policies import build_plan
-    from lerobot_edge.runtime.flow import FlowMatchingEdgePolicy
+    from lerobot_edge.runtime.policies.flow import FlowMatchingEdgePolicy
 
     class Session:
         """Our eager module behind the backend Session interface; bf16: CPU autocast, fp32 results."""

@@ -51,7 +51,7 @@ def test_chunk(benchmark, config, backend, target, precision, checkpoints, bundl
         pytest.skip(f"{backend} is not installed")
     bundle = bundles(config, target, precision)
     if backend == "torch":
-        from lerobot_edge.bench.torch_session import load_torch_policy
+        from lerobot_edge.exporters.torch_session import load_torch_policy
 
         policy = load_torch_policy(str(bundle), str(checkpoints(config)))
     else:

@@ -27,6 +27,7 @@ import numpy as np
 
 from .errors import BundleError
 from .manifest_schema import check_manifest
+from .registry import PRECISIONS, TARGETS, backend_file_sets
 
 FORMAT = "lerobot-edge-bundle"
 SCHEMA_VERSION = (1, 0)
@@ -37,8 +38,6 @@ MAX_MANIFEST_BYTES = 16 << 20
 MAX_CHECKSUMS_BYTES = 1 << 20
 # bytes an ONNX data file may hold past the last tensor its graphs reference (writers may pad for alignment)
 MAX_DATA_SLACK = 64 << 10
-TARGETS = ("onnx", "openvino", "trt", "torch-trt")
-PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8")
 
 # every field a (1, 0) manifest may have; an unknown one means a newer writer: refuse, don't guess
 MANIFEST_FIELDS = {
@@ -49,8 +48,6 @@ MANIFEST_FIELDS = {
 }
 GRAPH_FIELDS = {"name", "file", "inputs", "outputs", "tolerance", "artifacts", "flops"}
 IO_FIELDS = {"name", "shape", "dtype"}
-# which file sets a backend needs besides "common"
-BACKEND_FILE_SETS = {"onnxruntime": ("onnx",), "openvino": ("openvino", "onnx"), "tensorrt": ("onnx", "trt")}
 
 
 @dataclass(frozen=True)
@@ -152,7 +149,7 @@ class Bundle:
         manifest = _read_manifest(path / MANIFEST)
         bundle = cls(path, manifest)
         if verify:
-            sets = ["common", *BACKEND_FILE_SETS.get(backend, ())] if backend else list(manifest["files"])
+            sets = list(backend_file_sets(backend)) if backend else list(manifest["files"])
             bundle.verify(sets, expected_sha256)
         return bundle
 

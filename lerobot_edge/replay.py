@@ -25,7 +25,7 @@ def replay_dataset(bundle: str | Path, dataset: str | Path, *, episodes: list[in
     policy = load_policy(bundle, backend)
     reference = None
     if against is not None:
-        from .bench.torch_session import load_torch_policy  # torch only when a reference is asked for
+        from .exporters.torch_session import load_torch_policy  # torch only when a reference is asked for
         reference = load_torch_policy(str(bundle), str(against))
     ds = LeRobotDataset.open(dataset, revision)
     mode = policy.manifest["normalization"].get(policy.action_key, "IDENTITY")

@@ -9,17 +9,18 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .backends import TARGET_BACKEND, get_backend
+from .accuracy import compare
+from .backends import get_backend
 from .bundle import Bundle
 from .errors import BundleError, ValidationError
-from .accuracy import compare
+from .registry import default_backend
 
 
 def selftest(bundle: str, backend: str | None = None, *, backend_options: Mapping[str, Any] | None = None,
              iterations: int = 20) -> dict:
     """Run every graph on its stored inputs; raise ValidationError (report attached) when one fails."""
     head = Bundle.open(bundle, verify=False)
-    name = backend or TARGET_BACKEND.get(head.manifest["target"], "onnxruntime")
+    name = backend or default_backend(head.manifest["target"])
     cls = get_backend(name)
     options = cls.check_options(backend_options or {})
     b = Bundle.open(bundle, name)

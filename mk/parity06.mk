@@ -19,7 +19,8 @@ PARITY06_PIP       := $(PARITY06_VENV)/bin/python -m pip install -qq --disable-p
                       --no-warn-conflicts
 PARITY06_STAMP     := $(PARITY06_VENV)/.parity06-env-stamp
 PARITY06_ENV_ID    := lerobot==$(PARITY06_LEROBOT) $(PARITY06_TORCH) $(PARITY06_DEPS)
-PARITY06_SOURCES   := scripts/lerobot_reference_pi.py tests/pi_layout.py tests/lerobot_layout.py
+PARITY06_SOURCES   := scripts/lerobot_reference_pi.py lerobot_edge/testing/checkpoints/pi.py \
+                      lerobot_edge/testing/checkpoints/layout.py
 PARITY06_PYTEST    ?= python -m pytest
 
 .PHONY: parity06 parity06-env parity06-ref parity06-ref-force

@@ -7,7 +7,8 @@
 #   make smolvla-full     full-size (SmolVLM2-500M) export + chunk latency eager / onnxruntime / openvino fp32, bf16
 #                         (benchmarks/smolvla_full.py; ~20 GB disk-backed temp, one process per backend)
 
-SMOLVLA_SOURCES := scripts/lerobot_reference_smolvla.py tests/smolvla_layout.py tests/lerobot_layout.py
+SMOLVLA_SOURCES := scripts/lerobot_reference_smolvla.py lerobot_edge/testing/checkpoints/smolvla.py \
+                   lerobot_edge/testing/checkpoints/layout.py
 SMOLVLA_PY      ?= .venv/bin/python
 SMOLVLA_FULL_DIR ?= .cache/smolvla-full
 

@@ -16,7 +16,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "demo-out"
-sys.path.insert(0, str(ROOT / "tests"))
 
 
 def cli(*args: str) -> None:
@@ -31,7 +30,7 @@ def p50(xs: list[float]) -> str:
 def main() -> None:
     source = sys.argv[1] if len(sys.argv) > 1 else None
     if source is None:
-        from lerobot_layout import write_act_checkpoint
+        from lerobot_edge.testing.checkpoints.act import write_act_checkpoint
 
         source = str(write_act_checkpoint(OUT / "act_aloha_random", cameras={"observation.images.top": (3, 480, 640)},
                                           state_dim=14, action_dim=14, with_type=True))

@@ -4,7 +4,7 @@
 Builds a reduced pi0 with LeRobot's own classes (openpi's `dummy` Gemma for the VLM and the expert, a tiny
 SigLIP), redraws every weight with a seed, saves it in LeRobot's layout (config.json + model.safetensors +
 processor files whose tokenizer step points at a local synthetic tokenizer), then records LeRobot's
-`predict_action_chunk` on shared noise, with and without RTC guidance. lerobot_edge is never imported.
+`predict_action_chunk` on shared noise, with and without RTC guidance. Of lerobot_edge only the numpy checkpoint writers of lerobot_edge.testing are imported.
 
 LeRobot needs three patches to build a reduced model, all confined to this process:
   - `get_gemma_config` learns openpi's `dummy` variant (LeRobot only knows gemma_2b / gemma_300m);
@@ -31,9 +31,9 @@ import torch
 
 SCRIPT = Path(__file__).resolve()
 REPO = SCRIPT.parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-from lerobot_layout import random_stats, random_weights  # noqa: E402  (numpy only)
-from pi_layout import TINY_VISION, write_tokenizer  # noqa: E402  (numpy + tokenizers)
+sys.path.insert(0, str(REPO))   # lerobot_edge.testing's checkpoint writers (numpy + tokenizers only)
+from lerobot_edge.testing.checkpoints.layout import random_stats, random_weights  # noqa: E402  (numpy only)
+from lerobot_edge.testing.checkpoints.pi import TINY_VISION, write_tokenizer  # noqa: E402  (numpy + tokenizers)
 
 SEED = 7
 CAMERAS = {"observation.images.top": (3, 96, 128), "observation.images.wrist": (3, 64, 64)}

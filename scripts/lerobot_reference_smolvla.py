@@ -6,7 +6,7 @@ written here (config.json, synthetic tokenizer, processor files; tests/smolvla_l
 `load_vlm_weights=False`, 4 VLM layers (2 joint self-attention, 2 cross-attention for the expert), 64x64 images
 -> 16 tokens per camera. Every weight is redrawn with a seed, then saved in LeRobot's layout with its processors
 (language padded to the "longest" prompt, as LeRobot does), and LeRobot's `predict_action_chunk` is recorded on
-shared noise, with and without RTC guidance. lerobot_edge is never imported. No patches to LeRobot are needed.
+shared noise, with and without RTC guidance. Of lerobot_edge only the numpy checkpoint writers of lerobot_edge.testing are imported. No patches to LeRobot are needed.
 
 OUT/vlm/                  the VLM directory (pass it as --vlm: the checkpoint records the path it was built at)
 OUT/smolvla/checkpoint/   the checkpoint
@@ -29,9 +29,9 @@ import torch
 
 SCRIPT = Path(__file__).resolve()
 REPO = SCRIPT.parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-from lerobot_layout import random_stats, random_weights  # noqa: E402  (numpy only)
-from smolvla_layout import write_vlm_dir  # noqa: E402  (json + tokenizers)
+sys.path.insert(0, str(REPO))   # lerobot_edge.testing's checkpoint writers (numpy + tokenizers only)
+from lerobot_edge.testing.checkpoints.layout import random_stats, random_weights  # noqa: E402  (numpy only)
+from lerobot_edge.testing.checkpoints.smolvla import write_vlm_dir  # noqa: E402  (json + tokenizers)
 
 SEED = 11
 CAMERAS = {"observation.images.top": (3, 48, 64), "observation.images.wrist": (3, 40, 40)}

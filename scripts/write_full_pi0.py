@@ -16,13 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import struct
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 VOCAB = 257_152
 BLOCK = 1 << 24  # elements per generated block (64 MB fp32)
@@ -33,7 +31,7 @@ LM_HEAD = "model.paligemma_with_expert.paligemma.lm_head.weight"
 def config_body(cameras: int, state_dim: int, action_dim: int, vlm: str = "gemma_2b", expert: str = "gemma_300m",
                 vision: str = "so400m") -> dict:
     """LeRobot 0.6 pi0 config.json (full size: gemma_2b, gemma_300m, So400m, i.e. no edge_vision_config)."""
-    from pi_layout import pi0_config_body
+    from lerobot_edge.testing.checkpoints.pi import pi0_config_body
 
     names = ["observation.images.base_0_rgb", "observation.images.left_wrist_0_rgb",
              "observation.images.right_wrist_0_rgb"][:cameras]
@@ -49,8 +47,9 @@ def shapes_of(body: dict, vocab: int) -> dict[str, tuple]:
     """State-dict shapes of our PI0Weights for `body` (meta device: no memory), the table stored as lm_head."""
     import torch
 
-    from lerobot_edge.policies.pi0.config import PI0Config
-    from lerobot_edge.policies.pi0.model import PI0Core, PI0Weights
+    from lerobot_edge.policies.common.paligemma.config import PiConfig as PI0Config
+    from lerobot_edge.policies.common.paligemma.model import PiWeights as PI0Weights
+    from lerobot_edge.policies.pi0.model import PI0Core
 
     cfg = PI0Config(state_dim=body["input_features"]["observation.state"]["shape"][0],
                     action_dim=body["output_features"]["action"]["shape"][0],
@@ -108,8 +107,8 @@ def stream_safetensors(path: Path, shapes: dict[str, tuple], seed: int) -> int:
 
 def write_metadata(d: Path, body: dict, seed: int, vocab: int) -> None:
     """config.json, the synthetic tokenizer and the processor files (stats, tokenizer step) as LeRobot saves them."""
-    from lerobot_layout import random_stats, write_processors
-    from pi_layout import write_tokenizer
+    from lerobot_edge.testing.checkpoints.layout import random_stats, write_processors
+    from lerobot_edge.testing.checkpoints.pi import write_tokenizer
 
     tok = write_tokenizer(d / "tokenizer", vocab)
     (d / "config.json").write_text(json.dumps(body, indent=2))

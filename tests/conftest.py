@@ -16,7 +16,7 @@ if os.environ.get("CI"):
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from lerobot_layout import TINY_ACT, write_act_checkpoint  # noqa: E402
+from lerobot_edge.testing.checkpoints.act import TINY_ACT, write_act_checkpoint  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from lerobot_edge.backends import get_backend
-from lerobot_edge.backends.base import REGISTRY
+from lerobot_edge.registry import BACKENDS as REGISTERED
 from lerobot_edge.bundle import Bundle, BundleWriter, GraphSpec, IOSpec
 from lerobot_edge.errors import BundleError, ObservationError
 
-BACKENDS = list(REGISTRY)  # the ones not installed here skip with the reason
+BACKENDS = list(REGISTERED)  # the ones not installed here skip with the reason
 
 
 @pytest.fixture(scope="module")

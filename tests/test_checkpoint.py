@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from lerobot_layout import TINY_ACT, write_act_checkpoint
+from lerobot_edge.testing.checkpoints.act import TINY_ACT, write_act_checkpoint
 from safetensors.numpy import load_file, save_file
 
 from lerobot_edge.checkpoint import load_checkpoint

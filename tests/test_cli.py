@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from lerobot_layout import TINY_ACT, write_act_checkpoint
+from lerobot_edge.testing.checkpoints.act import TINY_ACT, write_act_checkpoint
 
 
 def cli(*args, timeout=300):

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from lerobot_layout import write_diffusion_checkpoint
+from lerobot_edge.testing.checkpoints.diffusion import write_diffusion_checkpoint
 
 from lerobot_edge import export, load_policy
 
@@ -76,7 +76,7 @@ def test_fuse_loop_refused_where_it_cannot_apply(tmp_path, act_tiny_checkpoint):
 @pytest.mark.parametrize("size_in,size_out", [((60, 80), (48, 64)), ((32, 40), (45, 50)), ((24, 24), (24, 24))])
 def test_resize_matrices_equal_torch_antialiased_bilinear(size_in, size_out):
     torch = pytest.importorskip("torch")
-    from lerobot_edge.policies.diffusion.model import resize_matrix
+    from lerobot_edge.policies.common.rgb_encoder import resize_matrix
 
     x = torch.randn(2, 3, *size_in)
     want = torch.nn.functional.interpolate(x, size=size_out, mode="bilinear", antialias=True, align_corners=False)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lerobot_layout import TINY_ACT, write_act_checkpoint
+from lerobot_edge.testing.checkpoints.act import TINY_ACT, write_act_checkpoint
 from safetensors.numpy import load_file, save_file
 from test_hostile import edit_manifest, reseal
 
@@ -202,7 +202,7 @@ def test_a_pickled_validation_array_is_never_unpickled(bundle):
 
 
 def test_a_bad_tokenizer_file_is_a_bundle_error(tmp_path):
-    from lerobot_edge.runtime.vla_inputs import Tokenizer
+    from lerobot_edge.runtime.policies.vla_inputs import Tokenizer
 
     (tmp_path / "tokenizer.json").write_bytes(pickle.dumps("not a tokenizer"))
     with pytest.raises(BundleError, match="not a readable tokenizer.json"):
@@ -330,4 +330,4 @@ def test_a_vla_reads_only_checksummed_runtime_files(request, tmp_path):
     shutil.copy(b / "tokenizer.json", b / "unverified.json")
     edit_manifest(b, lambda m: m["runtime"]["tokenizer"].update(file="unverified.json"))
     with pytest.raises(BundleError, match="unverified.json: not a checksummed file"):
-        tiny_zoo.load("pi0", b)
+        tiny_zoo.load(b)

@@ -25,13 +25,13 @@ EXTRA_CAMERA = "observation.images.zzz_not_a_camera"
 @pytest.fixture(scope="module", params=tiny_zoo.POLICY_TYPES)
 def subject(request):
     name = request.param
-    policy = tiny_zoo.load(name, tiny_zoo.tiny_bundle(name, request))
+    policy = tiny_zoo.load(tiny_zoo.tiny_bundle(name, request))
     return name, policy
 
 
 def good_observation(name: str, policy, rng: np.random.Generator) -> dict:
     obs = random_observation(policy.observation_spec, rng)
-    if name in tiny_zoo.VLA_TYPES:
+    if tiny_zoo.takes_task(name):
         obs["task"] = "pick the red cube"
     return obs
 
@@ -63,7 +63,7 @@ def _valid_shape(spec: dict, shape: tuple, vla: bool) -> bool:
 def mutate(data, name: str, policy, obs: dict) -> tuple[dict, str, str | None]:
     """-> (observation, "accept" | "reject", text the error must contain)."""
     spec = policy.observation_spec
-    vla = name in tiny_zoo.VLA_TYPES
+    vla = tiny_zoo.takes_task(name)
     key = data.draw(st.sampled_from(sorted(spec)), label="key")
     s, image = spec[key], spec[key]["kind"] == "image"
     cams = [k for k, v in spec.items() if v["kind"] == "image"]
@@ -197,7 +197,7 @@ def test_batch_change_with_actions_queued_is_refused(subject):
     name, policy = subject
     good = good_observation(name, policy, np.random.default_rng(0))
     two = {k: (np.stack([v, v]) if k in policy.observation_spec else v) for k, v in good.items()}
-    if name in tiny_zoo.VLA_TYPES:
+    if tiny_zoo.takes_task(name):
         two["task"] = ["pick", "place"]
     policy.reset()
     policy.select_action(good)

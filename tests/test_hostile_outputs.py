@@ -42,14 +42,14 @@ def poison(bundle: Path, graph_file: str) -> None:
 
 def observation(name: str, policy) -> dict:
     obs = random_observation(policy.observation_spec, np.random.default_rng(0))
-    if name in tiny_zoo.VLA_TYPES:
+    if tiny_zoo.takes_task(name):
         obs["task"] = "pick the red cube"
     return obs
 
 
 def graphs_of_a_chunk(name: str, bundle: Path) -> list[str]:
     """The graphs one chunk runs (TDMPC with MPC never runs `pi`, for example)."""
-    policy = tiny_zoo.load(name, bundle)
+    policy = tiny_zoo.load(bundle)
     policy.predict_action_chunk(observation(name, policy))
     return sorted(g for g, n in policy.graph_calls.items() if n)
 
@@ -60,8 +60,8 @@ def test_nan_from_any_graph_is_never_returned(name, request, tmp_path):
     for graph in graphs_of_a_chunk(name, clean):
         b = tmp_path / graph
         shutil.copytree(clean, b)
-        poison(b, tiny_zoo.load(name, clean).bundle.graphs[graph].file)
-        policy = tiny_zoo.load(name, b)
+        poison(b, tiny_zoo.load(clean).bundle.graphs[graph].file)
+        policy = tiny_zoo.load(b)
         obs = observation(name, policy)
         with pytest.raises(NonFiniteActionError, match="NaN"):
             policy.predict_action_chunk(obs)
@@ -74,7 +74,7 @@ def test_nan_bundle_in_the_loop_sends_nothing_then_stops(act_tiny_bundle, tmp_pa
     b = tmp_path / "b"
     shutil.copytree(act_tiny_bundle, b)
     poison(b, "act.onnx")
-    policy = tiny_zoo.load("act", b)
+    policy = tiny_zoo.load(b)
     for mode in ("sync", "async"):
         robot = SimRobot.from_policy(policy)
         loop = ControlLoop(policy, robot, fps=50, mode=mode, max_rejections=5, startup_timeout=10)
@@ -84,7 +84,7 @@ def test_nan_bundle_in_the_loop_sends_nothing_then_stops(act_tiny_bundle, tmp_pa
 
 
 def test_clamping_keeps_sent_actions_in_the_recorded_range(act_tiny_bundle):
-    policy = tiny_zoo.load("act", act_tiny_bundle)
+    policy = tiny_zoo.load(act_tiny_bundle)
     stats = policy.bundle.stats()["action"]
     # a range far narrower than what the policy outputs, so the clamp is exercised on every tick
     mid = (stats["min"] + stats["max"]) / 2

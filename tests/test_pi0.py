@@ -87,7 +87,7 @@ def test_missing_tokenizer_says_how_to_provide_it(pi0_checkpoint, tmp_path):
 @pytest.mark.parametrize("rtc", [False, True])
 def test_runtime_matches_eager_torch(pi0_bundle, pi0_checkpoint, rtc):
     from lerobot_edge import load_policy
-    from lerobot_edge.bench.torch_session import load_torch_policy
+    from lerobot_edge.exporters.torch_session import load_torch_policy
 
     rng = np.random.default_rng(3)
     obs, noise = _obs(rng, 2), rng.standard_normal((2, 8, 32)).astype(np.float32)
@@ -163,7 +163,7 @@ def test_resize_with_pad_matches_torch(hw):
 
 def test_pi05_runtime_matches_eager_torch_and_uses_the_state(pi05_bundle, pi05_checkpoint):
     from lerobot_edge import load_policy
-    from lerobot_edge.bench.torch_session import load_torch_policy
+    from lerobot_edge.exporters.torch_session import load_torch_policy
 
     m = json.loads((pi05_bundle / "manifest.json").read_text())
     assert "state" not in {i["name"] for g in m["graphs"] for i in g["inputs"]}  # the state is in the prompt
@@ -178,7 +178,7 @@ def test_pi05_runtime_matches_eager_torch_and_uses_the_state(pi05_bundle, pi05_c
 
 
 def test_pi05_prompt_discretizes_the_normalized_state():
-    from lerobot_edge.runtime.vla_inputs import pi05_prompts
+    from lerobot_edge.runtime.policies.vla_inputs import pi05_prompts
 
     state = np.array([[-1.0, 0.0, 0.999, 2.0]], np.float32)
     assert pi05_prompts("pick_up\n", state) == ["Task: pick up, State: 0 128 255 255;\nAction: "]

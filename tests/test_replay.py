@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("av", reason="dataset replay needs PyAV (pip install 'lerobot-edge[dataset]')")
 pytest.importorskip("pyarrow", reason="dataset replay needs pyarrow (pip install 'lerobot-edge[dataset]')")
 
-from dataset_layout import write_v3_dataset  # noqa: E402
+from lerobot_edge.testing.dataset import write_v3_dataset  # noqa: E402
 
 from lerobot_edge.dataset import LeRobotDataset  # noqa: E402
 from lerobot_edge.errors import CheckpointError  # noqa: E402

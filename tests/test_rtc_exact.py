@@ -14,7 +14,7 @@ import os
 import numpy as np
 import pytest
 
-from pi_layout import write_pi0_checkpoint, write_tokenizer
+from lerobot_edge.testing.checkpoints.pi import write_pi0_checkpoint, write_tokenizer
 
 TOL = 1e-4  # normalized units, full chunk
 BUNDLES = pytest.mark.skipif(not os.environ.get("LEROBOT_EDGE_RTC_EXACT_BUNDLES"),
@@ -121,7 +121,7 @@ def _scale(policy):
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_runtime_exact_matches_eager_and_differs_from_guided(exact_bundle, backend):
     from lerobot_edge import load_policy
-    from lerobot_edge.bench.torch_session import load_torch_policy
+    from lerobot_edge.exporters.torch_session import load_torch_policy
 
     kind, ckpt, bundle = exact_bundle
     rng = np.random.default_rng(4)

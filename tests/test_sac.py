@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from sac_layout import write_sac_checkpoint
+from lerobot_edge.testing.checkpoints.sac import write_sac_checkpoint
 from safetensors.numpy import load_file, save_file
 
 from lerobot_edge import export, load_policy

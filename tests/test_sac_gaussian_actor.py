@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from sac_layout import write_gaussian_actor_checkpoint
+from lerobot_edge.testing.checkpoints.sac import write_gaussian_actor_checkpoint
 from test_sac import _obs, _torch
 
 from lerobot_edge import available_policies, export, load_policy

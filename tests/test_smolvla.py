@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import tiny_zoo
-from smolvla_layout import write_smolvla_checkpoint, write_vlm_dir
+from lerobot_edge.testing.checkpoints.smolvla import write_smolvla_checkpoint, write_vlm_dir
 
 TOL = 1e-4  # normalized units, full chunk
 
@@ -35,7 +35,7 @@ def smolvla_checkpoint(smolvla_bundle):
 
 @pytest.fixture(scope="session")
 def smolvla_eager(smolvla_bundle, smolvla_checkpoint):
-    from lerobot_edge.bench.torch_session import load_torch_policy
+    from lerobot_edge.exporters.torch_session import load_torch_policy
 
     return load_torch_policy(str(smolvla_bundle), str(smolvla_checkpoint))
 
@@ -112,7 +112,7 @@ def test_max_length_padding_equals_longest(smolvla_checkpoint, smolvla_vlm):
     """The bundle pads the prompt to tokenizer_max_length; LeRobot pads to the batch's longest prompt."""
     from lerobot_edge.checkpoint import load_checkpoint
     from lerobot_edge.policies import build_plan
-    from lerobot_edge.runtime.vla_inputs import Tokenizer
+    from lerobot_edge.runtime.policies.vla_inputs import Tokenizer
 
     plan = build_plan(load_checkpoint(smolvla_checkpoint))
     tok = Tokenizer(smolvla_vlm / "tokenizer.json", 16, 2)
@@ -194,7 +194,7 @@ def test_full_size_dimensions_from_the_smolvlm2_config(tmp_path):
 
     from lerobot_edge.policies.smolvla.config import SmolVLAConfig, read_vlm_dims
     from lerobot_edge.policies.smolvla.model import SmolVLAWeights
-    from smolvla_layout import FULL_VLM
+    from lerobot_edge.testing.checkpoints.smolvla import FULL_VLM
 
     cfg = SmolVLAConfig(state_dim=6, action_dim=6, image_keys=("observation.images.top",),
                         vlm=read_vlm_dims(str(write_vlm_dir(tmp_path / "vlm", FULL_VLM))))
@@ -226,12 +226,12 @@ def test_control_loop_feeds_rtc_the_leftover_and_the_measured_delay(smolvla_bund
 @pytest.mark.skipif(not os.environ.get("LEROBOT_EDGE_RTC_EXACT_BUNDLES"),
                     reason="an rtc_exact export takes about a minute here: set LEROBOT_EDGE_RTC_EXACT_BUNDLES=1")
 def test_rtc_exact_bundle_matches_eager_and_differs_from_guided(smolvla_checkpoint, tmp_path):
-    """rtc_exact=True adds `denoise_rtc` (the exact vector-Jacobian product through the expert, pi0.rtc_exact)."""
+    """rtc_exact=True adds `denoise_rtc` (the exact vector-Jacobian product through the expert, common/rtc_exact.py)."""
     from lerobot_edge import export, load_policy
     from lerobot_edge.checkpoint import load_checkpoint
     from lerobot_edge.policies import build_plan
-    from lerobot_edge.policies.diffusion.validate import TorchGraphSession
-    from lerobot_edge.runtime.flow import FlowMatchingEdgePolicy
+    from lerobot_edge.exporters.torch_session import TorchSession
+    from lerobot_edge.runtime.policies.flow import FlowMatchingEdgePolicy
 
     bundle = export(smolvla_checkpoint, tmp_path / "exact", rtc_exact=True)
     plan = build_plan(load_checkpoint(smolvla_checkpoint), rtc_exact=True)
@@ -239,7 +239,7 @@ def test_rtc_exact_bundle_matches_eager_and_differs_from_guided(smolvla_checkpoi
     obs, noise = _obs(rng), rng.standard_normal((1, 8, 32)).astype(np.float32)
     kw = {"inference_delay": 2, "prev_chunk_left_over": rng.standard_normal((5, 5)).astype(np.float32)}
     eager = FlowMatchingEdgePolicy(load_policy(bundle).bundle, "torch",
-                                   {g.name: TorchGraphSession(g) for g in plan.graphs}, {"rtc": "exact"})
+                                   {g.name: TorchSession(g) for g in plan.graphs}, {"rtc": "exact"})
     want = eager.predict_action_chunk(obs, noise=noise, **kw)
     for backend in ("onnxruntime", "openvino"):
         exact = load_policy(bundle, backend, rtc="exact")

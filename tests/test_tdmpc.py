@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tdmpc_layout import write_tdmpc_checkpoint
+from lerobot_edge.testing.checkpoints.tdmpc import write_tdmpc_checkpoint
 
 from lerobot_edge import export, load_policy
 from lerobot_edge.checkpoint import load_checkpoint

@@ -9,14 +9,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from vqbet_layout import write_vqbet_checkpoint
+from lerobot_edge.testing.checkpoints.vqbet import write_vqbet_checkpoint
 
 from lerobot_edge import export, load_policy
 from lerobot_edge.checkpoint import load_checkpoint
 from lerobot_edge.errors import CheckpointError, ObservationError
 from lerobot_edge.kernels.normalize import normalize, unnormalize
 from lerobot_edge.policies import build_plan
-from lerobot_edge.runtime.vqbet import inverse_cdf, softmax
+from lerobot_edge.runtime.policies.vqbet import inverse_cdf, softmax
 
 CASES = {"joint": dict(image_shape=(3, 72, 72), crop_shape=[64, 64]),
          "seq": dict(image_shape=(3, 64, 64), crop_shape=None, camera="observation.images.top",

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..bundle import Bundle, GraphSpec
 from ..errors import BackendUnavailableError, ObservationError
+from ..registry import BACKENDS, load
 
 DeviceTensor = Any  # backend-specific handle (OrtValue, ov.Tensor, TensorRT device buffer)
 
@@ -114,27 +115,17 @@ def check_feed(graph: GraphSpec, feed: Mapping[str, Any]) -> None:
                                    f"{list(spec.shape)}, got {list(value.shape)}")
 
 
-# name -> "module:Class"; imported only when asked for
-REGISTRY = {
-    "onnxruntime": "lerobot_edge.backends.onnxruntime:OnnxRuntimeBackend",
-    "openvino": "lerobot_edge.backends.openvino:OpenVINOBackend",
-    "tensorrt": "lerobot_edge.backends.tensorrt:TensorRTBackend",
-}
-# the backend that runs a bundle's target when load_policy(backend=None)
-TARGET_BACKEND = {"onnx": "onnxruntime", "openvino": "openvino", "trt": "tensorrt"}
-
-
 def get_backend(name: str) -> type[Backend]:
-    if name not in REGISTRY:
-        raise ValueError(f"unknown backend {name!r}; expected one of {sorted(REGISTRY)}")
-    mod, _, cls = REGISTRY[name].partition(":")
-    return getattr(importlib.import_module(mod), cls)
+    """The Backend class registered as `name` (registry.BACKENDS); imported only when asked for."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; expected one of {sorted(BACKENDS)}")
+    return load(BACKENDS[name].backend)
 
 
 def available_backends() -> list[str]:
     """Backends whose library imports here (what `make test`'s contract test runs over)."""
     names = []
-    for n in REGISTRY:
+    for n in BACKENDS:
         try:
             if get_backend(n).is_available():
                 names.append(n)

@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from ..bundle import Bundle
+from ..registry import runtime_class
 from .machine import gemm_peak_gflops, machine_record
 
 SCHEMA_VERSION = 1
@@ -56,7 +57,7 @@ def _is_bundle(p: Path) -> bool:
 
 def _prepare(source: Path, cfg: BenchConfig, workdir: Path, say: Callable) -> tuple[list[Variant], str | None]:
     """Bundles for every (backend, precision) asked for; returns the variants and the checkpoint (for torch)."""
-    from ..exporters.targets import TARGETS
+    from ..registry import TARGETS
 
     if _is_bundle(source):
         m = Bundle.open(source).manifest
@@ -95,7 +96,7 @@ def _load(v: Variant, ckpt: str | None, cfg: BenchConfig, obs: dict, noise) -> N
     t0 = time.perf_counter()
     try:
         if v.backend == "torch":
-            from .torch_session import load_torch_policy
+            from ..exporters.torch_session import load_torch_policy
             v.policy = load_torch_policy(str(v.bundle), ckpt, cfg.threads)
         elif v.backend == "lerobot":
             from .lerobot_session import LeRobotPolicyRunner
@@ -127,7 +128,7 @@ def _noise(manifest: dict, seed: int):
         return None
     shape = [1 if isinstance(s, str) else s for s in shape][1:]  # unbatched observations
     rng = np.random.default_rng(seed + 1)
-    if manifest["runtime"].get("noise") == "uniform":  # e.g. VQ-BeT's code draws (inverse CDF)
+    if runtime_class(manifest["runtime"]["kind"]).noise_kind == "uniform":  # e.g. VQ-BeT's code draws
         return rng.random(shape)
     return rng.standard_normal(shape).astype(np.float32)
 

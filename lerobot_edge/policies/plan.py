@@ -7,7 +7,7 @@ with `sample_inputs`. Each `policies/<name>/plan.py` builds one from a checkpoin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from torch import nn
@@ -39,6 +39,30 @@ class GraphPlan:
     export_module: Callable[[dict[str, np.ndarray]], nn.Module] | None = None
 
 
+@dataclass(frozen=True)
+class Call:
+    """One predict_action_chunk(obs, **kwargs) of an end-to-end check, on a runtime loaded with `overrides`
+    (each distinct set of overrides is one runtime instance, reused in order: histories carry over)."""
+
+    obs: Mapping[str, Any]
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChunkCheck:
+    """The end-to-end check of a policy with a host loop (exporters/chunk_check.py runs it): the bundle's
+    runtime on the engine vs the same runtime on our PyTorch modules, over `calls(bundle, rng) -> [Call]`.
+
+    `graphs`/`runtime_kind`: the reference modules and the runtime that runs them when they differ from the
+    exported ones (a fused Diffusion bundle is checked against the stepped loop)."""
+
+    calls: Callable[[Any, np.random.Generator], list[Call]]
+    seed: int
+    graphs: list[GraphPlan] | None = None
+    runtime_kind: str | None = None
+
+
 @dataclass
 class ExportPlan:
     """Everything the bundle needs besides the graph files."""
@@ -54,9 +78,9 @@ class ExportPlan:
     legacy_stats: bool = False
     noise_shape: list | None = None
     extra: dict = field(default_factory=dict)
-    # optional check after the per-graph validation, for policies with a host loop (e.g. Diffusion's sampled
-    # chunk with shared noise): (bundle, backend name, backend options, precision) -> accuracy.GraphReport
-    end_to_end: Callable | None = None
+    # the check after the per-graph validation, for policies with a host loop (Diffusion's sampler, the pi
+    # family's Euler steps and RTC, VQ-BeT's code draw): a sampled chunk, engine vs PyTorch, shared draws
+    end_to_end: ChunkCheck | None = None
     # files beside the graphs, written into the bundle's common set: relative name -> writer(path)
     # (e.g. pi0's language embedding table, gathered on the host)
     extra_files: dict[str, Callable] = field(default_factory=dict)

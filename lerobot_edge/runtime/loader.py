@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
 import re
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..backends import TARGET_BACKEND, get_backend
-from ..bundle import BACKEND_FILE_SETS, CHECKSUMS, MANIFEST, Bundle
+from ..backends import get_backend
+from ..bundle import CHECKSUMS, MANIFEST, Bundle
 from ..errors import BundleError, ValidationError
+from ..registry import backend_file_sets, default_backend, runtime_class
 from .policy import EdgePolicy
-
-# manifest runtime kind -> EdgePolicy subclass
-RUNTIMES = {"act": "lerobot_edge.runtime.act:ACTEdgePolicy",
-            "diffusion": "lerobot_edge.runtime.diffusion:DiffusionEdgePolicy",
-            "diffusion_fused": "lerobot_edge.runtime.diffusion_fused:FusedDiffusionEdgePolicy",
-            "flow": "lerobot_edge.runtime.flow:FlowMatchingEdgePolicy",
-            "sac": "lerobot_edge.runtime.sac:SACEdgePolicy",
-            "tdmpc": "lerobot_edge.runtime.tdmpc:TDMPCEdgePolicy",
-            "vqbet": "lerobot_edge.runtime.vqbet:VQBeTEdgePolicy"}
-
-
-def _runtime_class(kind: str) -> type[EdgePolicy]:
-    if kind not in RUNTIMES:
-        raise BundleError(f"bundle runtime kind {kind!r} is unknown to this lerobot-edge (known: {sorted(RUNTIMES)})")
-    mod, _, cls = RUNTIMES[kind].partition(":")
-    return getattr(importlib.import_module(mod), cls)
 
 
 def _local_or_hub(bundle: str | Path, revision: str | None, backend: str | None) -> Path:
@@ -43,9 +27,8 @@ def _local_or_hub(bundle: str | Path, revision: str | None, backend: str | None)
     # manifest first, to learn the file sets; then only what the chosen backend needs
     hub_download(str(bundle), revision, [MANIFEST, CHECKSUMS], local_dir=local)
     manifest = Bundle.open(local, verify=False).manifest
-    name = backend or TARGET_BACKEND.get(manifest["target"], "onnxruntime")
-    sets = ["common", *BACKEND_FILE_SETS.get(name, ())]
-    files = [f for s in sets for f in manifest["files"].get(s, [])]
+    files = [f for s in backend_file_sets(backend or default_backend(manifest["target"]))
+             for f in manifest["files"].get(s, [])]
     return hub_download(str(bundle), revision, [MANIFEST, CHECKSUMS, "README.md", *files], local_dir=local)
 
 
@@ -63,7 +46,7 @@ def load_policy(bundle: str | Path, backend: str | None = None, *, revision: str
     """
     path = _local_or_hub(bundle, revision, backend)
     head = Bundle.open(path, verify=False)
-    name = backend or TARGET_BACKEND.get(head.manifest["target"], "onnxruntime")
+    name = backend or default_backend(head.manifest["target"])
     backend_cls = get_backend(name)
     options = backend_cls.check_options(backend_options or {})
     b = Bundle.open(path, name, expected_sha256=expected_sha256)
@@ -78,10 +61,10 @@ def load_policy(bundle: str | Path, backend: str | None = None, *, revision: str
     overrides = {"num_inference_steps": num_inference_steps, "n_action_steps": n_action_steps,
                  "temporal_ensemble_coeff": temporal_ensemble_coeff, "rtc": rtc, "rtc_options": rtc_options,
                  "seed": seed}
-    cls = _runtime_class(b.manifest["runtime"]["kind"])
+    cls = runtime_class(b.manifest["runtime"]["kind"])
     # graphs this load will never call stay unloaded (e.g. pi0's RTC "exact" graph unless rtc="exact")
-    skip = set(getattr(cls, "skip_graphs", lambda manifest, given: ())(b.manifest, overrides))
+    skip = set(cls.skip_graphs(b.manifest, overrides))
     sessions = {g.name: runner.load(g, b, options) for g in b.graphs.values() if g.name not in skip}
-    if b.manifest["runtime"]["kind"] == "act":
-        overrides.pop("seed")  # ACT has no randomness: a seed is harmless
+    if not cls.stochastic:
+        overrides.pop("seed")  # a policy that draws nothing: a seed is harmless
     return cls(b, name, sessions, overrides)

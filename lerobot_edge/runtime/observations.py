@@ -95,3 +95,9 @@ def random_observation(spec: Mapping[str, dict], rng: np.random.Generator) -> di
     return {k: (rng.integers(0, 256, (s["shape"][1], s["shape"][2], s["shape"][0]), dtype=np.uint8)
                 if s["kind"] == "image" else rng.standard_normal(s["shape"]).astype(np.float32))
             for k, s in spec.items()}
+
+
+def random_batch(spec: Mapping[str, dict], rng: np.random.Generator, batch: int) -> dict[str, np.ndarray]:
+    """`batch` random observations stacked: camera frames (B, H, W, 3) uint8, vectors (B, D)."""
+    frames = [random_observation(spec, rng) for _ in range(batch)]
+    return {k: np.stack([f[k] for f in frames]) for k in spec}

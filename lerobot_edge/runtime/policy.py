@@ -30,6 +30,11 @@ class EdgePolicy(ABC):
     required_graphs: tuple[str, ...] = ()   # graph names this runtime kind calls
     # graphs it may call besides those; None: not declared (any extra graph is tolerated)
     optional_graphs: tuple[str, ...] | None = None
+    # capabilities of the runtime kind, asked of the policy (or its class) instead of comparing names
+    stochastic: bool = True                 # it draws noise or samples: seed= makes runs reproducible
+    noise_kind: str | None = "normal"       # what `noise=` holds: "normal" draws, "uniform" ones, None: none
+    has_history: bool = False               # it keeps an observation history (n_obs_steps > 1 possible)
+    takes_task: bool = False                # it reads a language instruction (obs["task"])
 
     def __init__(self, bundle: Bundle, backend: str, sessions: dict[str, Session], overrides: Mapping[str, Any]):
         missing = [g for g in self.required_graphs if g not in sessions]
@@ -65,6 +70,16 @@ class EdgePolicy(ABC):
                 raise
             raise BundleError(f"malformed manifest runtime settings: {type(e).__name__}: {e}") from e
         self.reset()
+
+    @property
+    def supports_rtc(self) -> bool:
+        """Whether predict_action_chunk takes RTC's leftover and delay (a flow policy with RTC not "off")."""
+        return False
+
+    @classmethod
+    def skip_graphs(cls, manifest: Mapping[str, Any], overrides: Mapping[str, Any]) -> tuple[str, ...]:
+        """Graphs of the bundle that a load with `overrides` never calls, so load_policy leaves them unloaded."""
+        return ()
 
     # -- to implement per runtime kind -------------------------------------------------------------
     @abstractmethod

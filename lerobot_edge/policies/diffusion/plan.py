@@ -10,16 +10,16 @@ import numpy as np
 from ...bundle import IOSpec
 from ...checkpoint import LEGACY_STAT_PREFIXES, Checkpoint
 from ..common.weights import load_strict
-from ..plan import ExportPlan, GraphPlan, normal_sampler
+from ...runtime.observations import random_batch
+from ..plan import Call, ChunkCheck, ExportPlan, GraphPlan, normal_sampler
 from .config import DiffusionConfig
 from .fused import fused_graph
 from .model import DenoiseGraph, DiffusionPolicyModule, EncoderGraph
-from .validate import chunk_check
 
 STATE, ENV = "observation.state", "observation.environment_state"
-EXPORT_OPTIONS = ("fuse_loop",)   # export() options this plan accepts (policies.build_plan checks)
 TOLERANCE_ENCODER = {"global_cond": {"atol": 1e-4, "min_cosine": 0.99999}}
 TOLERANCE_DENOISE = {"model_output": {"atol": 1e-4, "min_cosine": 0.99999}}
+CHECK_SEED = 20240602
 
 
 def _observations(ckpt: Checkpoint, cfg: DiffusionConfig) -> dict[str, dict]:
@@ -38,6 +38,15 @@ def _denoise_sampler(cfg: DiffusionConfig, specs: list[IOSpec]):
         x["timestep"] = rng.integers(0, cfg.num_train_timesteps, batch).astype(np.float32)
         return x
     return sample
+
+
+def _chunk_calls(bundle, rng: np.random.Generator) -> list[Call]:
+    """One chunk at batch 1 with shared initial noise; DDPM's per-step noise comes from the same seed on both
+    sides. The per-graph validation covers batch 2; the chunk costs 2 x num_inference_steps denoiser calls
+    (DDPM-100 at LeRobot's PushT size: minutes on 2 CPU cores), so one is enough."""
+    obs = random_batch(bundle.manifest["observations"], rng, 1)
+    noise = rng.standard_normal((1, *bundle.manifest["noise_shape"][1:])).astype(np.float32)   # (1, horizon, A)
+    return [Call(obs, {"noise": noise}, {"seed": CHECK_SEED})]
 
 
 def build_plan(ckpt: Checkpoint, fuse_loop: bool = False) -> ExportPlan:
@@ -76,5 +85,6 @@ def build_plan(ckpt: Checkpoint, fuse_loop: bool = False) -> ExportPlan:
         stats={k: ckpt.stats[k] for k in keys if k in ckpt.stats},
         runtime=runtime,
         legacy_stats=ckpt.legacy_stats, noise_shape=["batch", cfg.horizon, cfg.action_dim],
-        end_to_end=chunk_check(graphs),  # the sampled chunk with shared noise, engine vs PyTorch
+        # the sampled chunk with shared noise, engine vs the stepped loop on PyTorch (also for a fused bundle)
+        end_to_end=ChunkCheck(_chunk_calls, CHECK_SEED, graphs=graphs, runtime_kind="diffusion"),
     )

@@ -1,4 +1,4 @@
-"""Pi0.5 on pi0's modules: no state token (the state is in the prompt, discretized on the host), the time
+"""Pi0.5 on the shared PaliGemma stack (common/paligemma): no state token (the state is in the prompt, discretized on the host), the time
 enters the action expert through adaptive RMSNorm (`…input_layernorm.dense`, gated residuals) after
 `time_mlp_in` / `time_mlp_out`; action tokens attend to each other bidirectionally.
 
@@ -12,19 +12,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..pi0.config import PI0Config
-from ..pi0.model import DenoiseGraph, PaliGemmaWithExpert
+from ..common.paligemma.config import PiConfig
+from ..common.paligemma.model import DenoiseGraph, PaliGemmaWithExpert
 
 
 @dataclass
-class PI05Config(PI0Config):
+class PI05Config(PiConfig):
     tokenizer_max_length: int = 200
 
 
 class PI05Core(nn.Module):
     """LeRobot's PI05Pytorch parameters."""
 
-    def __init__(self, cfg: PI0Config):
+    def __init__(self, cfg: PiConfig):
         super().__init__()
         w = cfg.expert.width
         self.paligemma_with_expert = PaliGemmaWithExpert(cfg, expert_cond_dim=w)

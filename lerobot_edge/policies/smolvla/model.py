@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..pi0.model import additive
+from ..common.masks import additive
 from .config import SmolVLAConfig
 from .llama import TextModel, attend, heads, rope
 from .vision import Connector, VisionTransformer

@@ -17,15 +17,13 @@ from ...bundle import IOSpec
 from ...checkpoint import LEGACY_STAT_PREFIXES, Checkpoint
 from ...errors import CheckpointError
 from ..common.weights import load_strict
-from ..pi0.plan import (DEFAULT_TOKENIZER, TOL_ACTION, TOL_TOKENS, embedding_file, sampler, tokenizer_settings,
-                        vla_observations)
-from ..pi0.rtc_exact import exact_graph
-from ..pi0.validate import chunk_check
+from ..common.rtc_exact import exact_graph
+from ..common.vla import (FLOW_CHUNK_CHECK, TOL_ACTION, TOL_TOKENS, embedding_file, rtc_settings, sampler,
+                          tokenizer_settings, vla_observations)
 from ..plan import ExportPlan, GraphPlan
 from .config import SmolVLAConfig
 from .model import DenoiseGraph, PrefixGraph, SmolVLACore, SmolVLAWeights, VisionGraph
 
-EXPORT_OPTIONS = ("vlm", "rtc_exact")
 VLM = "model.vlm_with_expert.vlm."
 EMBED = VLM + "model.text_model.embed_tokens.weight"
 LM_HEAD = VLM + "lm_head.weight"
@@ -69,7 +67,6 @@ def graph_specs(cfg: SmolVLAConfig, n_cams: int, lang_len: int):
 
 
 def runtime_settings(cfg: SmolVLAConfig, tok: dict) -> dict:
-    rtc = dict(cfg.rtc_config or {})
     return {"kind": "flow", "model": "smolvla", "chunk_size": cfg.chunk_size, "n_action_steps": cfg.n_action_steps,
             "num_inference_steps": cfg.num_steps, "max_state_dim": cfg.max_state_dim,
             "max_action_dim": cfg.max_action_dim, "min_period": cfg.min_period, "max_period": cfg.max_period,
@@ -77,19 +74,17 @@ def runtime_settings(cfg: SmolVLAConfig, tok: dict) -> dict:
             "state_token": True,  # the state is the prefix's last token (prefix graph input, one mask column)
             "tokenizer": {"file": "tokenizer.json", "source": tok["name"], "max_length": tok["max_length"],
                           "padding_side": tok["padding_side"], "lerobot_padding": cfg.pad_language_to},
-            "rtc": {"enabled": bool(rtc.get("enabled", False)),
-                    "prefix_attention_schedule": str(rtc.get("prefix_attention_schedule", "LINEAR")).upper(),
-                    "max_guidance_weight": float(rtc.get("max_guidance_weight", 10.0)),
-                    "execution_horizon": int(rtc.get("execution_horizon", 10))}}
+            "rtc": rtc_settings(cfg.rtc_config)}
 
 
 def build_plan(ckpt: Checkpoint, vlm: str | None = None, rtc_exact: bool = False) -> ExportPlan:
-    """rtc_exact: also the `denoise_rtc` graph (velocity + the exact RTC vector-Jacobian product, pi0.rtc_exact)."""
+    """rtc_exact: also the `denoise_rtc` graph (velocity + the exact RTC vector-Jacobian product, common/rtc_exact.py)."""
     cfg = SmolVLAConfig.from_checkpoint(ckpt, vlm)
     core = load_core(ckpt, cfg)
-    tok = tokenizer_settings(ckpt, cfg)
-    if vlm or tok["name"] == DEFAULT_TOKENIZER:  # LeRobot tokenizes with vlm_model_name's tokenizer: --vlm too
-        tok["name"] = vlm or cfg.vlm_model_name
+    # LeRobot tokenizes with vlm_model_name's tokenizer (and so with --vlm's), whatever the processor recorded
+    tok = tokenizer_settings(ckpt, cfg, vlm or cfg.vlm_model_name)
+    if vlm:
+        tok["name"] = vlm
     (vi, vo), (pi, po), (di, do) = graph_specs(cfg, len(cfg.image_keys), tok["max_length"])
     vocab = cfg.vlm.vocab_size
     graphs = [GraphPlan("vision", VisionGraph(core), vi, vo, {"image_tokens": TOL_TOKENS}, sampler(vi, vocab)),
@@ -109,4 +104,4 @@ def build_plan(ckpt: Checkpoint, vlm: str | None = None, rtc_exact: bool = False
                       normalization={k: ckpt.norm_modes.get(k, "IDENTITY") for k in keys},
                       stats={k: ckpt.stats[k] for k in keys if k in ckpt.stats},
                       runtime={**runtime_settings(cfg, tok), "rtc_exact": bool(rtc_exact), "embedding": embedding}, noise_shape=["batch", cfg.chunk_size, cfg.max_action_dim],
-                      extra={"tokenizer": tok["name"], "vlm": vlm or cfg.vlm_model_name}, end_to_end=chunk_check(graphs), extra_files=embed_files)
+                      extra={"tokenizer": tok["name"], "vlm": vlm or cfg.vlm_model_name}, end_to_end=FLOW_CHUNK_CHECK, extra_files=embed_files)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..pi0.siglip import SiglipEncoder
+from ..common.siglip import SiglipEncoder
 from .config import VisionDims
 
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..diffusion.model import RgbEncoder
+from ..common.rgb_encoder import RgbEncoder
 from .config import N_VQ_LAYERS, TOKENS_PER_STEP, VQBeTConfig
 
 

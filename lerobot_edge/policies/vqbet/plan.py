@@ -13,12 +13,13 @@ import numpy as np
 from ...bundle import IOSpec
 from ...checkpoint import LEGACY_STAT_PREFIXES, Checkpoint
 from ..common.weights import load_strict
-from ..plan import ExportPlan, GraphPlan, normal_sampler
+from ...runtime.observations import random_batch
+from ..plan import Call, ChunkCheck, ExportPlan, GraphPlan, normal_sampler
 from .config import N_VQ_LAYERS, STATE, VQBeTConfig
 from .model import DecodeGraph, PolicyGraph, VQBeTPolicyModule
-from .validate import chunk_check
 
 TOL = {"atol": 1e-4, "min_cosine": 0.99999}
+CHECK_SEED, CHECK_DRAWS = 20240603, 4     # the end-to-end check: uniforms per observation (several codes)
 DISCRETIZED = "vqbet.action_head.vqvae_model.discretized"
 # trained but unused at inference: the VQ-VAE's action encoder, the codebooks' EMA statistics, flags and the
 # training targets' index table
@@ -54,6 +55,14 @@ def _graphs(cfg: VQBeTConfig, policy: VQBeTPolicyModule) -> list[GraphPlan]:
             GraphPlan("decode", DecodeGraph(policy), dec_in, dec_out, {"decoded": TOL}, normal_sampler(dec_in))]
 
 
+def _chunk_calls(bundle, rng: np.random.Generator) -> list[Call]:
+    """Several chunks of one observation with different uniforms (B=1): a code drawn differently on the engine
+    (logits that moved across a draw's boundary) shows up as an action error."""
+    obs = random_batch(bundle.manifest["observations"], rng, 1)
+    shape = (1, *bundle.manifest["noise_shape"][1:])                                     # (1, n_vq_layers)
+    return [Call(obs, {"noise": rng.random(shape)}) for _ in range(CHECK_DRAWS)]
+
+
 def build_plan(ckpt: Checkpoint) -> ExportPlan:
     cfg = VQBeTConfig.from_checkpoint(ckpt)
     policy = VQBeTPolicyModule(cfg)
@@ -76,5 +85,5 @@ def build_plan(ckpt: Checkpoint) -> ExportPlan:
         stats={k: ckpt.stats[k] for k in keys if k in ckpt.stats},
         runtime=runtime, legacy_stats=ckpt.legacy_stats,
         noise_shape=["batch", N_VQ_LAYERS],   # one U[0, 1) draw per residual-VQ layer (inverse CDF)
-        end_to_end=chunk_check(graphs),       # sampled chunks with shared draws, engine vs PyTorch
+        end_to_end=ChunkCheck(_chunk_calls, CHECK_SEED),   # sampled chunks with shared draws
     )

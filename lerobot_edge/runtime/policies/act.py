@@ -6,8 +6,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .policy import EdgePolicy, same_batch
-from .queues import ActionQueue, TemporalEnsembler
+from ..policy import EdgePolicy, same_batch
+from ..queues import ActionQueue, TemporalEnsembler
 
 
 class ACTEdgePolicy(EdgePolicy):
@@ -16,6 +16,7 @@ class ACTEdgePolicy(EdgePolicy):
 
     required_graphs = ("act",)
     optional_graphs = ()
+    stochastic, noise_kind = False, None
 
     def configure(self, overrides: dict[str, Any]) -> None:
         self.chunk_size = self.setting("chunk_size", int)

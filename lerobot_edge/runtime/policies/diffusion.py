@@ -9,10 +9,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import ObservationError
-from ..kernels.schedulers import Scheduler, SchedulerConfig
-from .policy import EdgePolicy, same_batch
-from .queues import ActionQueue
+from ...errors import ObservationError
+from ...kernels.schedulers import Scheduler, SchedulerConfig
+from ..policy import EdgePolicy, same_batch
+from ..queues import ActionQueue
 
 
 class DiffusionEdgePolicy(EdgePolicy):
@@ -22,6 +22,7 @@ class DiffusionEdgePolicy(EdgePolicy):
 
     required_graphs = ("encoder", "denoise")
     optional_graphs = ()
+    has_history = True
 
     def configure(self, overrides: dict[str, Any]) -> None:
         self.n_obs_steps = self.setting("n_obs_steps")

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-from lerobot_layout import random_stats, random_weights, write_processors
+
+from .layout import random_stats, random_weights, save_safetensors, write_processors
 
 VQBET_TINY = dict(n_obs_steps=3, n_action_pred_token=2, action_chunk_size=4, vision_backbone="resnet18",
                   crop_shape=[56, 56], crop_is_random=True, pretrained_backbone_weights=None, use_group_norm=True,
@@ -66,12 +67,19 @@ def write_vqbet_checkpoint(d: Path, *, image_shape: tuple = (3, 64, 64), camera:
     weights["vqbet.select_target_actions_indices"] = (np.arange(n_tokens)[:, None]
                                                       + np.arange(cfg["action_chunk_size"])[None]).astype(np.int64)
     write_processors(d, inputs, outputs, norm_map, random_stats({**inputs, **outputs}, seed), step_index=3)
-    _save(d / "model.safetensors", weights)
+    save_safetensors(d / "model.safetensors", weights)
     return d
 
 
-def _save(path: Path, tensors: dict[str, np.ndarray]) -> None:
-    """safetensors as LeRobot writes them: 0-d tensors (flags, num_batches_tracked) stay 0-d."""
-    from safetensors.numpy import save_file
+def tiny(d: Path) -> Path:
+    """The suites' tiny VQ-BeT (one camera 3x64x64, 3 obs steps)."""
+    return write_vqbet_checkpoint(d)
 
-    save_file({k: np.require(v, requirements="C") for k, v in tensors.items()}, str(path))
+
+def pusht(d: Path) -> Path:
+    """VQ-BeT at LeRobot's defaults (PushT: camera 3x96x96, crop 84, 5 obs steps, GPT 8x512)."""
+    return write_vqbet_checkpoint(
+        d, image_shape=(3, 96, 96), state_dim=2, action_dim=2, n_obs_steps=5, n_action_pred_token=3,
+        action_chunk_size=5, crop_shape=[84, 84], spatial_softmax_num_keypoints=32, vqvae_n_embed=16,
+        vqvae_embedding_dim=256, vqvae_enc_hidden_dim=128, gpt_block_size=500, gpt_input_dim=512,
+        gpt_output_dim=512, gpt_n_layer=8, gpt_n_head=8, gpt_hidden_dim=512)

@@ -17,7 +17,6 @@ from torch import nn
 
 from .config import GemmaDims
 
-MASK_VALUE = -2.3819763e38  # openpi's attention mask constant (LeRobot's OPENPI_ATTENTION_MASK_VALUE)
 ROPE_THETA = 10_000.0
 RMS_EPS = 1e-6
 

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .policy import EdgePolicy, same_batch
+from ..policy import EdgePolicy, same_batch
 
 NUM = (int, float)
 
@@ -24,6 +24,7 @@ class TDMPCEdgePolicy(EdgePolicy):
 
     required_graphs = ("encoder", "pi")
     optional_graphs = ("pi_rollout", "value")   # the MPC planner's
+    noise_kind = None   # every draw comes from the seeded generator
 
     def configure(self, overrides: dict[str, Any]) -> None:
         s = self.setting

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .layout import random_stats, random_weights, write_processors
+
 WORDS = ("pick put place the a an red blue green cube block bowl up down left right into on of and to grasp "
          "open close drawer move arm gripper task state action").split()
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<unk>", "<fake_token_around_image>", "<image>",
@@ -105,7 +107,6 @@ def write_smolvla_checkpoint(d: Path, vlm_dir: Path, *, cameras: dict[str, tuple
 
     from lerobot_edge.policies.smolvla.config import SmolVLAConfig
     from lerobot_edge.policies.smolvla.model import SmolVLAWeights
-    from lerobot_layout import random_stats, random_weights, write_processors
 
     d = Path(d)
     d.mkdir(parents=True, exist_ok=True)
@@ -147,3 +148,12 @@ def _config_only(d: Path):
     return SimpleNamespace(config=body, input_features=ins, output_features=outs, action_feature=outs["action"],
                            image_keys=[k for k, f in ins.items() if f.type == "VISUAL"],
                            dim=lambda k: ins[k].shape[0] if k in ins else 0)
+
+
+def tiny(d: Path) -> Path:
+    """The suites' tiny SmolVLA, with its tiny SmolVLM-like VLM directory beside it (<dir>-vlm)."""
+    d = Path(d)
+    return write_smolvla_checkpoint(d, write_vlm_dir(d.parent / f"{d.name}-vlm"))
+
+
+reduced = tiny   # the bench's reduced SmolVLA (CI size; full size: benchmarks/smolvla_full.py)

@@ -12,13 +12,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import BundleError, ObservationError
-from ..kernels import rtc as rtc_kernels
-from ..kernels.flow_time import flow_time_embedding
-from ..kernels.image import resize_with_pad
-from .observations import _vector
-from .policy import EdgePolicy, same_batch
-from .queues import ActionQueue
+from ...errors import BundleError, ObservationError
+from ...kernels import rtc as rtc_kernels
+from ...kernels.flow_time import flow_time_embedding
+from ...kernels.image import resize_with_pad
+from ..observations import _vector
+from ..policy import EdgePolicy, same_batch
+from ..queues import ActionQueue
 from .vla_inputs import Tokenizer, camera_images, pi05_prompts
 
 RTC_MODES = ("guided", "exact", "off")
@@ -31,9 +31,10 @@ class FlowMatchingEdgePolicy(EdgePolicy):
 
     required_graphs = ("vision", "prefix", "denoise")
     optional_graphs = ("denoise_rtc",)   # bundles exported with rtc_exact=True
+    takes_task = True
 
-    @staticmethod
-    def skip_graphs(manifest: Mapping[str, Any], overrides: Mapping[str, Any]) -> tuple[str, ...]:
+    @classmethod
+    def skip_graphs(cls, manifest: Mapping[str, Any], overrides: Mapping[str, Any]) -> tuple[str, ...]:
         """Graphs load_policy need not load: the exact-RTC graph (a second copy of the expert's weights) unless
         rtc="exact" was asked for."""
         return () if overrides.get("rtc") == "exact" else (EXACT_GRAPH,)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lerobot_layout import _save, random_stats, random_weights, write_processors
+from .layout import random_stats, random_weights, save_safetensors, write_processors
 
 TDMPC_TINY = dict(latent_dim=8, mlp_dim=16, state_encoder_hidden_dim=16, image_encoder_hidden_dim=4,
                   q_ensemble_size=3, horizon=3, n_gaussian_samples=16, n_pi_samples=4, n_elites=6,
@@ -40,5 +40,18 @@ def write_tdmpc_checkpoint(d: Path, *, camera: tuple | None = None, state_dim: i
     weights = random_weights(shapes, seed)
     weights.update({"model_target." + k[len("model."):]: v.copy() for k, v in weights.items()})
     write_processors(d, inputs, outputs, norm_map, random_stats({**inputs, **outputs}, seed), step_index=3)
-    _save(d / "model.safetensors", weights)
+    save_safetensors(d / "model.safetensors", weights)
     return d
+
+
+def tiny(d: Path) -> Path:
+    """The suites' tiny TDMPC."""
+    return write_tdmpc_checkpoint(d, seed=5)
+
+
+def xarm(d: Path) -> Path:
+    """TDMPC at LeRobot's defaults (xarm lift: camera 3x84x84, state 4, action 4; MPPI 6 iterations)."""
+    return write_tdmpc_checkpoint(d, camera=(3, 84, 84), state_dim=4, action_dim=4, latent_dim=50, mlp_dim=512,
+                                  state_encoder_hidden_dim=256, image_encoder_hidden_dim=32, q_ensemble_size=5,
+                                  horizon=5, n_gaussian_samples=512, n_pi_samples=51, n_elites=50,
+                                  cem_iterations=6, n_action_repeats=2, n_action_steps=1, use_mpc=True)

@@ -3,11 +3,29 @@ transformers' parameter names (`vision_model.embeddings.patch_embedding`, `…en
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import SiglipDims
+
+
+@dataclass(frozen=True)
+class SiglipDims:
+    """SigLIP sizes (PaliGemma's So400m/14 by default). SmolVLA passes its own dims with the same fields."""
+
+    hidden_size: int = 1152
+    intermediate_size: int = 4304     # LeRobot sets 4304 (So400m), not transformers' 4096 default
+    num_hidden_layers: int = 27
+    num_attention_heads: int = 16
+    patch_size: int = 14
+    image_size: int = 224
+    layer_norm_eps: float = 1e-6
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
 
 
 class SiglipAttention(nn.Module):

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .layout import random_stats, random_weights, write_processors
+
 WORDS = ("pick put place the a an red blue green cube block bowl up down left right into on of and to grasp "
          "open close drawer move arm gripper task state action").split()
 TINY_VISION = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4}
@@ -63,10 +65,10 @@ def write_pi0_checkpoint(d: Path, tokenizer_dir: Path, *, cameras: dict[str, tup
     LeRobot's save does for tied weights)."""
     import torch
 
-    from lerobot_edge.policies.pi0.config import PI0Config
-    from lerobot_edge.policies.pi0.model import PI0Core, PI0Weights
+    from lerobot_edge.policies.common.paligemma.config import PiConfig as PI0Config
+    from lerobot_edge.policies.common.paligemma.model import PiWeights as PI0Weights
+    from lerobot_edge.policies.pi0.model import PI0Core
     from lerobot_edge.policies.pi05.model import PI05Core
-    from lerobot_layout import random_stats, random_weights, write_processors
 
     d = Path(d)
     d.mkdir(parents=True, exist_ok=True)
@@ -98,3 +100,29 @@ def write_pi0_checkpoint(d: Path, tokenizer_dir: Path, *, cameras: dict[str, tup
                               "padding_side": "right", "padding": "max_length", "truncation": True}
     (d / "policy_preprocessor.json").write_text(json.dumps(pre, indent=2))
     return d
+
+
+def _with_tokenizer(d: Path, **kw) -> Path:
+    """A pi checkpoint whose synthetic tokenizer lives beside it (<dir>-tokenizer)."""
+    d = Path(d)
+    return write_pi0_checkpoint(d, write_tokenizer(d.parent / f"{d.name}-tokenizer"), **kw)
+
+
+def tiny_pi0(d: Path) -> Path:
+    """The suites' tiny pi0 (openpi's `dummy` Gemma, a small SigLIP)."""
+    return _with_tokenizer(d)
+
+
+def tiny_pi05(d: Path) -> Path:
+    """The suites' tiny pi0.5 (prompt of 64 tokens: the discretized state goes into it)."""
+    return _with_tokenizer(d, kind="pi05", tokenizer_max_length=64, seed=1)
+
+
+def reduced_pi0(d: Path) -> Path:
+    """The bench's reduced pi0 (openpi's `dummy` Gemma variants and a small SigLIP, 2 cameras: CI size)."""
+    return _with_tokenizer(d, kind="pi0")
+
+
+def reduced_pi05(d: Path) -> Path:
+    """The bench's reduced pi0.5."""
+    return _with_tokenizer(d, kind="pi05")

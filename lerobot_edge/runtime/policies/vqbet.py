@@ -14,9 +14,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import ObservationError
-from .policy import EdgePolicy
-from .queues import ActionQueue
+from ...errors import ObservationError
+from ..policy import EdgePolicy
+from ..queues import ActionQueue
 
 SAMPLING = ("sample", "greedy")
 
@@ -59,6 +59,7 @@ class VQBeTEdgePolicy(EdgePolicy):
 
     required_graphs = ("policy", "decode")
     optional_graphs = ()
+    noise_kind, has_history = "uniform", True   # noise=: the code draws' uniforms (B, 2)
 
     def configure(self, overrides: dict[str, Any]) -> None:
         self.n_obs_steps = self.setting("n_obs_steps")

@@ -12,8 +12,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import ObservationError
-from .policy import EdgePolicy
+from ...errors import ObservationError
+from ..policy import EdgePolicy
 
 
 class SACEdgePolicy(EdgePolicy):

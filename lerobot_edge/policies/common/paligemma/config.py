@@ -1,4 +1,5 @@
-"""Pi0's settings, read from a LeRobot 0.6 config.json (unknown fields ignored, LeRobot's defaults otherwise).
+"""The pi family's settings (pi0, pi05), read from a LeRobot 0.6 config.json (unknown fields ignored, LeRobot's
+defaults otherwise).
 
 Gemma sizes come from the variant names LeRobot uses (`gemma_2b`, `gemma_300m`) plus openpi's `dummy`
 variant (test-only: width 64, depth 4). `edge_vision_config` in config.json is a test-only lerobot-edge
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from ...checkpoint import Checkpoint
-from ...errors import CheckpointError
+from ....checkpoint import Checkpoint
+from ....errors import CheckpointError
+from ..siglip import SiglipDims
 
 
 @dataclass(frozen=True)
@@ -31,21 +33,6 @@ GEMMA_VARIANTS = {  # openpi gemma.py get_config
 }
 
 
-@dataclass(frozen=True)
-class SiglipDims:
-    hidden_size: int = 1152
-    intermediate_size: int = 4304     # LeRobot sets 4304 (So400m), not transformers' 4096 default
-    num_hidden_layers: int = 27
-    num_attention_heads: int = 16
-    patch_size: int = 14
-    image_size: int = 224
-    layer_norm_eps: float = 1e-6
-
-    @property
-    def num_patches(self) -> int:
-        return (self.image_size // self.patch_size) ** 2
-
-
 def gemma_dims(variant: str) -> GemmaDims:
     if variant not in GEMMA_VARIANTS:
         raise CheckpointError(f"Gemma variant {variant!r} unknown; expected one of {sorted(GEMMA_VARIANTS)}")
@@ -53,7 +40,7 @@ def gemma_dims(variant: str) -> GemmaDims:
 
 
 @dataclass
-class PI0Config:
+class PiConfig:
     state_dim: int = 0
     action_dim: int = 0
     image_keys: tuple = ()
@@ -74,7 +61,7 @@ class PI0Config:
     vocab_size: int = 257_152
 
     @classmethod
-    def from_checkpoint(cls, ckpt: Checkpoint) -> "PI0Config":
+    def from_checkpoint(cls, ckpt: Checkpoint) -> "PiConfig":
         names = {f.name for f in fields(cls)} - {"state_dim", "action_dim", "image_keys"}
         kw = {k: v for k, v in ckpt.config.items() if k in names and v is not None}
         kw["state_dim"] = ckpt.dim("observation.state")

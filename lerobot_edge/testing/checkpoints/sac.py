@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from lerobot_layout import _save, random_stats, random_weights, write_processors
+from .layout import random_stats, random_weights, save_safetensors, write_processors
 
 SAC_TINY = dict(latent_dim=16, image_encoder_hidden_dim=8, image_embedding_pooling_dim=4,
                 actor_network_kwargs={"hidden_dims": [32, 32], "activate_final": True},
@@ -67,7 +67,7 @@ def write_sac_checkpoint(d: Path, *, cameras: dict[str, tuple] | None = None, st
     weights["log_alpha"] = np.zeros((1,), np.float32)
     stats = random_stats({**inputs, **outputs}, seed)
     write_processors(d, inputs, outputs, norm_map, stats, step_index=3)
-    _save(d / "model.safetensors", weights)
+    save_safetensors(d / "model.safetensors", weights)
     return d
 
 
@@ -111,5 +111,20 @@ def write_gaussian_actor_checkpoint(d: Path, *, cameras: dict[str, tuple] | None
     for k in [k for k in weights if k.endswith(".kernel")]:
         weights[k] = np.random.default_rng(seed).normal(0, 0.3, shapes[k]).astype(np.float32)
     write_processors(d, inputs, outputs, norm_map, random_stats({**inputs, **outputs}, seed), step_index=3)
-    _save(d / "model.safetensors", weights)
+    save_safetensors(d / "model.safetensors", weights)
     return d
+
+
+def tiny(d: Path) -> Path:
+    """The suites' tiny SAC: one camera 3x64x64 + state, discrete gripper critic (3 actions)."""
+    return write_sac_checkpoint(d, seed=7, cameras={"observation.image": (3, 64, 64)}, num_discrete_actions=3)
+
+
+def default(d: Path) -> Path:
+    """SAC's actor at LeRobot's default sizes, 1 camera 3x128x128, state 18, action 3."""
+    hidden = {"hidden_dims": [256, 256], "activate_final": True}
+    return write_sac_checkpoint(d, cameras={"observation.image": (3, 128, 128)}, state_dim=18, action_dim=3,
+                                latent_dim=256, image_encoder_hidden_dim=32, image_embedding_pooling_dim=8,
+                                actor_network_kwargs=hidden,
+                                critic_network_kwargs={**hidden, "final_activation": None},
+                                discrete_critic_network_kwargs={**hidden, "final_activation": None})

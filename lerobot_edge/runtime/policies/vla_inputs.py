@@ -9,8 +9,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import BundleError, ObservationError
-from .observations import IMAGE_PREFIX, _as_array, _checked
+from ...errors import BundleError, ObservationError
+from ..observations import IMAGE_PREFIX, _as_array, _checked
 
 
 def _frame(key: str, value: Any) -> tuple[np.ndarray, bool]:

@@ -1,0 +1,175 @@
+"""The export pipeline: checkpoint -> the policy's ExportPlan -> each graph traced to ONNX and converted for the
+target -> validated against PyTorch -> a bundle (manifest, graphs, stats, tokenizer, validation data).
+
+Knows no policy: everything policy-specific comes in the plan (policies/<name>/plan.py, found through
+registry.POLICIES); everything target-specific in registry.TARGETS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .. import __version__
+from ..bundle import Bundle, BundleWriter, GraphSpec
+from ..checkpoint import load_checkpoint
+from ..errors import ValidationError
+from ..registry import TargetSpec, target_spec
+from .validate import VALIDATION_TRIALS, validate_graphs
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+
+def export_bundle(source: str | Path, output: str | Path, target: str = "onnx", *, policy_type: str | None = None,
+                  revision: str | None = None, precision: str = "fp32", opset: int = 18, validate: bool = True,
+                  accept_accuracy: bool = False, tokenizer: str | None = None, base: str | None = None,
+                  rename_map: dict | None = None, calibration: str | None = None, overwrite: bool = False,
+                  progress: Progress | None = None, **plan_options) -> Path:
+    """`lerobot_edge.export` (see its docstring); `plan_options` go to the policy's build_plan (vlm, rtc_exact,
+    fuse_loop: a policy that takes no such option refuses it)."""
+    say = progress or (lambda msg: log.info(msg))
+    tgt = _check_options(target, precision, opset, calibration)
+    from ..policies import build_plan  # torch from here on
+
+    t0 = time.perf_counter()
+    say(f"reading checkpoint {source}")
+    ckpt = load_checkpoint(source, policy_type=policy_type, revision=revision, base=base)
+    if ckpt.base_path is not None:
+        say(f"merging the LoRA adapter into {ckpt.base_path}")
+    say(f"building {ckpt.policy_type} modules and loading weights (strict)")
+    plan = build_plan(ckpt, **plan_options)
+    writer = BundleWriter(output, overwrite=overwrite)
+    try:
+        _write_files(plan, writer, tokenizer, say)
+        specs = _export_graphs(plan, writer, tgt, precision, opset, calibration, say)
+        writer.write_stats(plan.stats)
+        manifest = _manifest(ckpt, plan, specs, target, precision, opset)
+        manifest["rename_map"] = _rename_map(ckpt, plan, rename_map)
+        if validate:
+            manifest["validation"] = _validate(plan, specs, writer, manifest, tgt, precision, accept_accuracy, say)
+        path = writer.finish(manifest)
+    except BaseException:
+        writer.abort()
+        raise
+    log.info("wrote %s in %.1fs", path, time.perf_counter() - t0)
+    val = manifest["validation"]
+    if val.get("passed") is False and not accept_accuracy:
+        raise ValidationError("validation failed:\n" + "\n".join(val.get("lines", [])), report=val)
+    return path
+
+
+def _check_options(target: str, precision: str, opset: int, calibration: str | None) -> TargetSpec:
+    """Refuse what the target cannot do before any work is done."""
+    tgt = target_spec(target)
+    if precision not in tgt.precisions:
+        raise ValueError(f"--precision {precision!r} is not supported by --target {target} "
+                         f"(supported: {', '.join(tgt.precisions)})")
+    if opset < 18:
+        raise ValueError(f"--opset {opset}: lerobot-edge needs opset >= 18 (the dynamo exporter writes files "
+                         "ONNX Runtime rejects at 17)")
+    if calibration:
+        raise ValueError("export options ['calibration'] are not supported for this checkpoint/target yet")
+    return tgt
+
+
+def _write_files(plan, writer: BundleWriter, tokenizer: str | None, say: Progress) -> None:
+    """The files beside the graphs: a VLA's tokenizer.json (others refuse tokenizer=), the plan's extra files
+    (e.g. pi0's language embedding table, gathered on the host)."""
+    from .tokenizer import add_tokenizer
+
+    add_tokenizer(writer, plan, tokenizer)
+    for rel, write in plan.extra_files.items():
+        say(f"writing {rel}")
+        write(writer.abspath(rel))
+        writer.add(rel, "common")
+
+
+def _export_graphs(plan, writer: BundleWriter, tgt: TargetSpec, precision: str, opset: int, calibration,
+                   say: Progress) -> list[GraphSpec]:
+    """Each graph of the plan to ONNX, then to the target's artefacts; tolerances set for the precision."""
+    from .onnx import export_onnx
+    from .targets import convert, tolerance_for
+
+    specs = []
+    for g in plan.graphs:
+        say(f"tracing graph '{g.name}' to ONNX (opset {opset})")
+        example = g.sample_inputs(np.random.default_rng(0), 2)  # batch 2 keeps the axis dynamic
+        module = g.module if g.export_module is None else g.export_module(example)
+        files = export_onnx(module, example, g.inputs, g.outputs, writer.abspath(f"{g.name}.onnx"), opset)
+        del module  # a traced copy may hold its own graph; free it before the next graph
+        for f in files:
+            writer.add(f, "onnx")
+        spec = GraphSpec(g.name, files[0], tuple(g.inputs), tuple(g.outputs), tolerance_for(precision, g.tolerance),
+                         {}, _flops(g))
+        if tgt.convert:
+            say(f"converting graph '{g.name}' for {tgt.name} ({precision})")
+            spec = convert(tgt, spec, writer, precision, {"calibration": calibration, "sample_inputs": g.sample_inputs})
+        specs.append(spec)
+    return specs
+
+
+def _flops(g) -> int | None:
+    """FLOPs of one batch-1 call, counted once at export (for the bench's roofline)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = g.sample_inputs(np.random.default_rng(1), 1)
+    try:
+        # FlopCounterMode fails under no_grad in torch 2.13; gradients are not kept anyway
+        with FlopCounterMode(display=False) as counter:
+            g.module(*[torch.from_numpy(x[i.name]) for i in g.inputs])
+        return int(counter.get_total_flops())
+    except Exception:  # counting is informative only
+        return None
+
+
+def _validate(plan, specs: list[GraphSpec], writer: BundleWriter, manifest: dict, tgt: TargetSpec, precision: str,
+              accept: bool, say: Progress) -> dict:
+    """The staged bundle on the target's backend (TensorRT: the fp32 ONNX on ONNX Runtime here; the engine is
+    checked on the device by `selftest`)."""
+    backend = tgt.validate_with or tgt.backend
+    say(f"validating {len(specs)} graph(s) with {backend} against PyTorch ({VALIDATION_TRIALS} seeded trials)")
+    staged = Bundle(writer.stage, {**manifest, "files": writer.files})
+    if tgt.validate_with:
+        checked = [dataclasses.replace(sp, tolerance=g.tolerance) for sp, g in zip(specs, plan.graphs)]
+        report = validate_graphs(plan, checked, staged, backend, {}, "fp32", accept, writer)
+        report["engine"] = f"not built here: run `lerobot-edge selftest BUNDLE --backend {tgt.backend}` on the device"
+        return report
+    return validate_graphs(plan, specs, staged, backend, {}, precision, accept, writer)
+
+
+def _rename_map(ckpt, plan, extra: dict | None) -> dict[str, str]:
+    """The checkpoint's own rename step plus the user's (robot key -> policy feature key); the runtime applies
+    it before checking observations. Targets must be features of the policy."""
+    merged = {**ckpt.rename_map, **(extra or {})}
+    wanted = set(plan.observations)
+    bad = {k: v for k, v in merged.items() if v not in wanted}
+    if extra and bad:
+        raise ValueError(f"rename_map targets {sorted(bad.values())} are not observation features of this policy "
+                         f"(features: {sorted(wanted)})")
+    return {k: v for k, v in merged.items() if k != v and v in wanted}
+
+
+def _manifest(ckpt, plan, specs: list[GraphSpec], target: str, precision: str, opset: int) -> dict:
+    return {
+        "lerobot_edge_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "policy": {"type": plan.policy_type, "config": plan.policy_config, "legacy_stats": plan.legacy_stats},
+        "source": {**{k: v for k, v in ckpt.source.items() if v is not None}, "weights_sha256": ckpt.weights_sha256()},
+        "target": target, "precision": precision, "opset": opset,
+        "graphs": [s.to_json() for s in specs],
+        "observations": plan.observations,
+        "cameras": [k for k, o in plan.observations.items() if o["kind"] == "image"],
+        "action": plan.action,
+        "normalization": plan.normalization,
+        "runtime": plan.runtime,
+        "noise_shape": plan.noise_shape,
+        "validation": {"passed": "skipped"},
+    }

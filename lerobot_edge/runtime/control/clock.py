@@ -34,22 +34,14 @@ from .timing import TimingRecord
 
 log = logging.getLogger(__name__)
 
-FLOW_MATCHING_KINDS = frozenset({"pi0", "pi05", "smolvla"})
 TOLERATED = (ObservationError, NonFiniteActionError)
 OnMiss = Callable[[int, "np.ndarray | None"], "np.ndarray | None"]
 
 
 def supports_rtc(policy: Any) -> bool:
-    """RTC applies when the policy says so (`supports_rtc`), when it was loaded with rtc != "off", or when
-    its manifest's runtime kind is a flow-matching one."""
-    flag = getattr(policy, "supports_rtc", None)
-    if flag is not None:
-        return bool(flag)
-    rtc = getattr(policy, "rtc", None)
-    if rtc is not None:
-        return rtc not in ("off", False)
-    kind = (getattr(policy, "manifest", None) or {}).get("runtime", {}).get("kind")
-    return kind in FLOW_MATCHING_KINDS
+    """Whether the loop passes RTC's kwargs and merges with "rtc": the policy's `supports_rtc` (EdgePolicy: a
+    flow-matching policy loaded with rtc != "off"); False for an object without that attribute."""
+    return bool(getattr(policy, "supports_rtc", False))
 
 
 def _add_note(err: BaseException, note: str) -> None:

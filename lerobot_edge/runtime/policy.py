@@ -117,6 +117,12 @@ class EdgePolicy(ABC):
     def type(self) -> str:
         return self.manifest["policy"]["type"]
 
+    @property
+    def supports_rtc(self) -> bool:
+        """Whether predict_action_chunk uses RTC's inference_delay / prev_chunk_left_over (the control loop
+        asks this to choose RTC merging). False unless a runtime kind says otherwise."""
+        return False
+
     @contextmanager
     def _stage(self, name: str):
         t0 = time.perf_counter()

@@ -2,10 +2,10 @@
 
 sync:  each tick observe -> policy.select_action -> send. A tick whose work runs past the next tick's due
        time is an overrun (counted, logged at debug level).
-async: a background thread computes a new chunk with policy.predict_action_chunk whenever the queue falls
-       to `queue_threshold`; the control thread (the caller's) sends one action per tick. Chunks merge by
-       control step (chunks.py); with RTC the policy also gets `prev_chunk_left_over` (the unexecuted
-       leftover, robot units, before any clamping) and `inference_delay = ceil(max_latency * fps)`.
+async: a background thread (inference.py) computes a new chunk with policy.predict_action_chunk whenever
+       the queue falls to `queue_threshold`; the control thread (the caller's) sends one action per tick.
+       Chunks merge by control step (chunks.py); with RTC the policy also gets `prev_chunk_left_over` (the
+       unexecuted leftover, robot units, before any clamping) and `inference_delay = ceil(max_latency * fps)`.
 
 A tick with no fresh action is a miss: the last action is held (default) or `on_miss(step, last)` decides.
 A rejected observation (ObservationError) or a non-finite chunk is counted and never produces an action;
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import threading
 import time
 import warnings
@@ -26,40 +25,27 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ...errors import NonFiniteActionError, ObservationError
-from .chunks import ChunkBuffer, LatencyTracker, Merge, check_merge, delay_steps
+from ...errors import ObservationError
+from .chunks import ChunkBuffer, LatencyTracker, Merge, check_merge
+from .inference import InferenceThread
 from .robots import CAPTURE_TIME, Robot
-from .safety import ActionLimits
+from .safety import TOLERATED, ActionLimits, check_finite
 from .timing import TimingRecord
 
 log = logging.getLogger(__name__)
 
-FLOW_MATCHING_KINDS = frozenset({"pi0", "pi05", "smolvla"})
-TOLERATED = (ObservationError, NonFiniteActionError)
 OnMiss = Callable[[int, "np.ndarray | None"], "np.ndarray | None"]
 
 
 def supports_rtc(policy: Any) -> bool:
-    """RTC applies when the policy says so (`supports_rtc`), when it was loaded with rtc != "off", or when
-    its manifest's runtime kind is a flow-matching one."""
-    flag = getattr(policy, "supports_rtc", None)
-    if flag is not None:
-        return bool(flag)
-    rtc = getattr(policy, "rtc", None)
-    if rtc is not None:
-        return rtc not in ("off", False)
-    kind = (getattr(policy, "manifest", None) or {}).get("runtime", {}).get("kind")
-    return kind in FLOW_MATCHING_KINDS
+    """Whether the loop passes RTC's kwargs and merges with "rtc": the policy's `supports_rtc` (EdgePolicy: a
+    flow-matching policy loaded with rtc != "off"); False for an object without that attribute."""
+    return bool(getattr(policy, "supports_rtc", False))
 
 
 def _add_note(err: BaseException, note: str) -> None:
     if hasattr(err, "add_note"):   # Python >= 3.11
         err.add_note(note)
-
-
-def _check_finite(a: np.ndarray) -> None:
-    if not np.isfinite(a).all():
-        raise NonFiniteActionError("the policy returned NaN/inf actions: not sent")
 
 
 class ControlLoop:
@@ -96,15 +82,14 @@ class ControlLoop:
         self.record = TimingRecord(fps, max_records)
         self._robot_lock = (contextlib.nullcontext() if getattr(robot, "thread_safe", False)
                             else threading.RLock())
-        self._stop, self._want, self._first = threading.Event(), threading.Event(), threading.Event()
+        self._stop = threading.Event()
+        self.inference = InferenceThread(self)   # started in async mode only
         self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
         self._started = self._stopped = False
         self._t0 = self._t_end = None
         self._last_action: np.ndarray | None = None
-        self._chunk_len = self._chunk_id = self._rejected_in_row = 0
+        self._rejected_in_row = 0
         self._episode = getattr(robot, "episode_index", 0)
-        self._reset_pending = False
         self.stopped_by: str | None = None
         self.leaked_threads = 0
         if mode == "async" and getattr(policy, "temporal_ensemble_coeff", None) is not None:
@@ -128,9 +113,7 @@ class ControlLoop:
         if self.reset_policy:
             self.policy.reset()
         if self.mode == "async":
-            self._thread = threading.Thread(target=self._worker, name="lerobot-edge-inference", daemon=True)
-            self._thread.start()
-            self._want.set()
+            self.inference.start()
             try:
                 self._wait_first_chunk()
             except BaseException:
@@ -140,7 +123,7 @@ class ControlLoop:
 
     def _wait_first_chunk(self) -> None:
         deadline = time.perf_counter() + self.startup_timeout
-        while not self._first.wait(0.05):
+        while not self.inference.first.wait(0.05):
             if self._error is not None:
                 self._raise_pending()
             if time.perf_counter() > deadline:
@@ -150,7 +133,7 @@ class ControlLoop:
         """Ask the loop to stop after the current tick (thread-safe; safe from a signal handler)."""
         self.stopped_by = self.stopped_by or "request"
         self._stop.set()
-        self._want.set()
+        self.inference.wake()
 
     def stop(self, raise_pending: bool = True) -> None:
         """Stop the clock and join the inference thread (waiting up to stop_timeout for a running inference;
@@ -158,14 +141,12 @@ class ControlLoop:
         if not self._stopped:
             self._stopped = True
             self._stop.set()
-            self._want.set()
+            self.inference.wake()
             self._t_end = self._t_end or time.perf_counter()
-            if self._thread is not None:
-                self._thread.join(self.stop_timeout)
-                if self._thread.is_alive():
-                    self.leaked_threads = 1
-                    warnings.warn(f"the inference thread is still running {self.stop_timeout:g} s after stop "
-                                  "(a stuck backend call); it is a daemon thread", stacklevel=2)
+            if self.inference.join(self.stop_timeout):
+                self.leaked_threads = 1
+                warnings.warn(f"the inference thread is still running {self.stop_timeout:g} s after stop "
+                              "(a stuck backend call); it is a daemon thread", stacklevel=2)
         if raise_pending:
             self._raise_pending()
 
@@ -179,7 +160,7 @@ class ControlLoop:
         if self._error is None:
             self._error = err
         self._stop.set()
-        self._want.set()
+        self.inference.wake()
 
     # -- the clock -------------------------------------------------------------------------------------
     def run(self, duration: float | None = None) -> dict:
@@ -238,7 +219,7 @@ class ControlLoop:
                 self.policy.reset()
             else:
                 self.buffer.clear()
-                self._reset_pending = True
+                self.inference.reset_pending = True
 
     # -- ticks ---------------------------------------------------------------------------------------------
     def _tick_async(self, step: int, target: float) -> None:
@@ -250,8 +231,8 @@ class ControlLoop:
             (action, chunk, index), source = item, "chunk"
         sent, limited = self._send(action)
         queue = self.buffer.remaining()
-        if queue <= self._threshold():
-            self._want.set()
+        if queue <= self.inference.threshold():
+            self.inference.wake()
         self.record.tick(step=step, scheduled=target - self._t0, sent=sent - self._t0, source=source,
                          queue=queue, chunk=chunk, index=index, limited=limited)
 
@@ -264,7 +245,7 @@ class ControlLoop:
         try:
             self._check_age(age)
             action, source = np.asarray(self.policy.select_action(obs), np.float32), "policy"
-            _check_finite(action)
+            check_finite(action)
             self._rejected_in_row = 0
         except TOLERATED as e:
             self._reject(e)
@@ -294,12 +275,6 @@ class ControlLoop:
             self._last_action = action
         return time.perf_counter(), limited
 
-    def _threshold(self) -> int:
-        q = self.queue_threshold
-        if isinstance(q, float):
-            return math.ceil(q * self._chunk_len) if self._chunk_len else 0
-        return int(q)
-
     def _check_age(self, age: float) -> None:
         if self.max_observation_age is not None and age > self.max_observation_age:
             raise ObservationError(f"the observation is {age * 1e3:.1f} ms old (limit "
@@ -313,72 +288,6 @@ class ControlLoop:
         log.warning("rejected (%d in a row): %s: %s", self._rejected_in_row, type(err).__name__, err)
         if self._rejected_in_row >= self.max_rejections:
             raise err
-
-    # -- inference thread ------------------------------------------------------------------------------------
-    def _worker(self) -> None:
-        try:
-            while not self._stop.is_set():
-                self._want.wait(0.05)
-                if self._stop.is_set():
-                    break
-                self._want.clear()
-                if self.buffer.remaining() <= self._threshold():
-                    self._infer_once()
-        except BaseException as e:  # noqa: BLE001  (surfaced to the caller by stop()/run())
-            self._fail(e, "inference thread")
-
-    def _infer_once(self) -> None:
-        if self._reset_pending:
-            self._reset_pending = False
-            self.policy.reset()
-        obs_step, leftover, generation = self.buffer.snapshot()
-        chunk_id, self._chunk_id = self._chunk_id, self._chunk_id + 1    # one id per attempt
-        rec: dict[str, Any] = {"id": chunk_id, "obs_step": obs_step,
-                               "leftover": 0 if leftover is None else len(leftover)}
-        kwargs = {}
-        if self.rtc:
-            kwargs = {"inference_delay": delay_steps(self.tracker.max(), self.fps), "prev_chunk_left_over": leftover}
-            rec["inference_delay"] = kwargs["inference_delay"]
-        t_req = time.perf_counter()
-        try:
-            chunk = self._observe_and_predict(rec, t_req, kwargs)
-        except TOLERATED as e:
-            self.record.inference({**rec, "latency": time.perf_counter() - t_req,
-                                   "error": f"{type(e).__name__}: {e}"})
-            self._reject(e)
-            if not self._first.is_set():
-                self._want.set()                       # the clock waits for a first chunk: try again now
-            return
-        self._rejected_in_row = 0
-        rec["latency"] = time.perf_counter() - t_req
-        if self._stop.is_set():
-            return                                     # stopping: a late chunk is never merged
-        rec.update(self.buffer.merge(chunk, obs_step, chunk_id, generation))
-        rec["stages"] = dict(getattr(self.policy, "timings", None) or {})
-        if self._first.is_set():
-            self.tracker.add(rec["latency"])           # the first chunk ran before the clock started
-        self.record.inference(rec)
-        self._first.set()
-
-    def _observe_and_predict(self, rec: dict, t_req: float, kwargs: dict) -> np.ndarray:
-        with self._robot_lock:
-            obs = self.robot.get_observation()
-        rec["obs_age"] = time.perf_counter() - float(obs.get(CAPTURE_TIME, t_req))
-        self._check_age(rec["obs_age"])
-        return self._as_chunk(self.policy.predict_action_chunk(obs, **kwargs))
-
-    def _as_chunk(self, chunk: Any) -> np.ndarray:
-        """-> (T, A) float32; a batch of one is unwrapped, anything else is an error."""
-        a = np.asarray(chunk, np.float32)
-        if a.ndim == 3 and a.shape[0] == 1:
-            a = a[0]
-        if a.ndim != 2 or a.shape[0] == 0:
-            raise ValueError(f"predict_action_chunk returned shape {a.shape}: the loop needs (T, A) for one robot")
-        _check_finite(a)
-        if self.actions_per_chunk:
-            a = a[: self.actions_per_chunk]
-        self._chunk_len = self._chunk_len or len(a)
-        return a
 
     # -- report ----------------------------------------------------------------------------------------------
     def report(self) -> dict:

@@ -1,5 +1,7 @@
-"""Optional output limits applied to every action right before it is sent: a per-joint clamp to the
-dataset's action range and a per-tick maximum change. Both in robot units; both from the bundle's stats."""
+"""What the loop never sends: non-finite actions (check_finite), actions from a rejected observation
+(TOLERATED: counted and dropped, not fatal), and, optionally, actions outside limits applied right before
+sending: a per-joint clamp to the dataset's action range and a per-tick maximum change (robot units, from the
+bundle's stats)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,14 @@ from typing import Mapping
 
 import numpy as np
 
-from ...errors import BundleError
+from ...errors import BundleError, NonFiniteActionError, ObservationError
+
+TOLERATED = (ObservationError, NonFiniteActionError)   # counted and dropped; max_rejections in a row stop
+
+
+def check_finite(a: np.ndarray) -> None:
+    if not np.isfinite(a).all():
+        raise NonFiniteActionError("the policy returned NaN/inf actions: not sent")
 
 
 @dataclass

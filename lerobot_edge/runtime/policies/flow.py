@@ -112,6 +112,11 @@ class FlowMatchingEdgePolicy(EdgePolicy):
                              "execution_horizon")
         self.rtc = rtc_kernels.RTCOptions(**{**base, **opts})
 
+    @property
+    def supports_rtc(self) -> bool:
+        """True unless loaded with rtc="off" (which ignores a given leftover)."""
+        return self.rtc_mode != "off"
+
     def _configure_embedding(self, emb: Mapping[str, Any] | None) -> None:
         """pi0/pi05: the language embedding table is a bundle file, memory-mapped (only the rows a prompt uses
         are ever read) and gathered here; the prefix graph takes `lang_embeds`."""

@@ -71,11 +71,6 @@ class EdgePolicy(ABC):
             raise BundleError(f"malformed manifest runtime settings: {type(e).__name__}: {e}") from e
         self.reset()
 
-    @property
-    def supports_rtc(self) -> bool:
-        """Whether predict_action_chunk takes RTC's leftover and delay (a flow policy with RTC not "off")."""
-        return False
-
     @classmethod
     def skip_graphs(cls, manifest: Mapping[str, Any], overrides: Mapping[str, Any]) -> tuple[str, ...]:
         """Graphs of the bundle that a load with `overrides` never calls, so load_policy leaves them unloaded."""

@@ -1,5 +1,7 @@
-"""Bundles on the Hugging Face Hub: `push_bundle` uploads a verified bundle with a generated model card;
-`load_policy("user/repo")` downloads only the file sets the chosen backend needs (runtime/loader.py)."""
+"""Bundles and checkpoints on the Hugging Face Hub: `hub_download` fetches a file subset (checkpoints, bundles,
+tokenizers) with one clear error; `push_bundle` uploads a verified bundle with a generated model card;
+`load_policy("user/repo")` downloads only the file sets the chosen backend needs (runtime/loader.py).
+huggingface_hub is imported only when called, so importing this module costs nothing on the robot."""
 
 from __future__ import annotations
 
@@ -8,6 +10,29 @@ from pathlib import Path
 
 from .bundle import Bundle
 from .errors import HubUnavailableError
+
+
+def hub_download(repo_id: str, revision: str | None, allow_patterns: list[str],
+                 local_dir: Path | None = None) -> Path:
+    """snapshot_download with the Hub's many failure modes folded into one clear error."""
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import (GatedRepoError, RepositoryNotFoundError,
+                                            RevisionNotFoundError)
+    except ImportError as e:  # pragma: no cover - a base dependency
+        raise HubUnavailableError("huggingface_hub is not installed") from e
+    try:
+        kw = {"local_dir": str(local_dir)} if local_dir else {}
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns, **kw))
+    except GatedRepoError as e:
+        raise HubUnavailableError(f"{repo_id}: gated on the Hub; accept its terms and `hf auth login`") from e
+    except RevisionNotFoundError as e:
+        raise HubUnavailableError(f"{repo_id}: revision {revision!r} not found on the Hub") from e
+    except RepositoryNotFoundError as e:
+        raise HubUnavailableError(f"{repo_id}: no such repo on the Hub (or it is private)") from e
+    except Exception as e:  # offline, DNS, timeouts, proxies: one message
+        raise HubUnavailableError(f"{repo_id}: cannot download from the Hugging Face Hub ({type(e).__name__}: "
+                                  f"{e}). Pass a local checkpoint directory instead.") from e
 
 
 def model_card(bundle: Bundle, repo_id: str) -> str:

@@ -19,6 +19,7 @@ from lerobot_edge import load_policy
 p = load_policy("someone/act-tiny-edge")
 print(p.bundle.path)
 print(p.select_action({"observation.state": np.zeros(6), "observation.images.top": np.zeros((48, 64, 3), np.uint8)}).shape)
+assert not [m for m in sys.modules if m.startswith("lerobot_edge.checkpoint")]  # the download is hub.py's
 """
 
 

@@ -36,10 +36,15 @@ def hub_download(repo_id: str, revision: str | None, allow_patterns: list[str],
 
 
 def model_card(bundle: Bundle, repo_id: str) -> str:
-    """README.md for the Hub: what the bundle is, where it came from, how accurate and fast it is."""
+    """README.md for the Hub: what the bundle is, where it came from, how accurate and fast it is; the metadata
+    block is huggingface_hub's ModelCardData (base_model only when the checkpoint came from the Hub)."""
+    from huggingface_hub import ModelCard, ModelCardData
+
     m = bundle.manifest
     src, val = m["source"], m["validation"]
-    lic = src.get("license") or "other"
+    meta = ModelCardData(license=src.get("license") or "other", library_name="lerobot-edge",
+                         tags=["lerobot", "lerobot-edge", "robotics", m["policy"]["type"], m["target"]],
+                         base_model=src.get("repo_id"))
     graphs = "\n".join(f"| {g.name} | `{g.file}` | {', '.join(i.name for i in g.inputs)} | "
                        f"{', '.join(o.name for o in g.outputs)} |" for g in bundle.graphs.values())
     checks = "\n".join(f"    {line}" for line in val.get("lines", [])) or "    (not validated)"
@@ -51,10 +56,8 @@ def model_card(bundle: Bundle, repo_id: str) -> str:
         bench = "\n## Latency\n\n| backend | p50 ms | p99 ms |\n|---|---|---|\n" + "\n".join(
             f"| {r['name']} | {r['stages']['total']['p50_ms']:.1f} | {r['stages']['total']['p99_ms']:.1f} |"
             for r in rows if r.get("stages")) + "\n"
-    return f"""---
-license: {lic}
-library_name: lerobot-edge
-tags: [lerobot, lerobot-edge, robotics, {m['policy']['type']}, {m['target']}]
+    return str(ModelCard(f"""---
+{meta.to_yaml()}
 ---
 # {repo_id}
 
@@ -78,7 +81,7 @@ action = policy.select_action(observation)  # LeRobot feature keys; images uint8
 {checks}
 
 Source weights sha256: `{src.get('weights_sha256', '?')}`. Checksums of every file are in `checksums.sha256`.
-{bench}"""
+{bench}"""))
 
 
 def push_bundle(bundle: str | Path, repo_id: str, *, private: bool = False, revision: str | None = None,

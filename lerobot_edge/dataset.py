@@ -18,7 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import CheckpointError
+from .errors import CheckpointError, HubUnavailableError
 
 DATASET_PATTERNS = ["meta/**", "data/**", "videos/**"]
 
@@ -67,8 +67,6 @@ class LeRobotDataset:
         if p.is_dir():
             return cls(p)
         from huggingface_hub import snapshot_download
-
-        from .checkpoint import HubUnavailableError
         try:
             return cls(snapshot_download(str(source), repo_type="dataset", revision=revision))
         except Exception as e:

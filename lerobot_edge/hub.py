@@ -1,5 +1,7 @@
-"""Bundles on the Hugging Face Hub: `push_bundle` uploads a verified bundle with a generated model card;
-`load_policy("user/repo")` downloads only the file sets the chosen backend needs (runtime/loader.py)."""
+"""Bundles and checkpoints on the Hugging Face Hub: `hub_download` fetches a file subset (checkpoints, bundles,
+tokenizers) with one clear error; `push_bundle` uploads a verified bundle with a generated model card;
+`load_policy("user/repo")` downloads only the file sets the chosen backend needs (runtime/loader.py).
+huggingface_hub is imported only when called, so importing this module costs nothing on the robot."""
 
 from __future__ import annotations
 
@@ -10,11 +12,39 @@ from .bundle import Bundle
 from .errors import HubUnavailableError
 
 
+def hub_download(repo_id: str, revision: str | None, allow_patterns: list[str],
+                 local_dir: Path | None = None) -> Path:
+    """snapshot_download with the Hub's many failure modes folded into one clear error."""
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import (GatedRepoError, RepositoryNotFoundError,
+                                            RevisionNotFoundError)
+    except ImportError as e:  # pragma: no cover - a base dependency
+        raise HubUnavailableError("huggingface_hub is not installed") from e
+    try:
+        kw = {"local_dir": str(local_dir)} if local_dir else {}
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns, **kw))
+    except GatedRepoError as e:
+        raise HubUnavailableError(f"{repo_id}: gated on the Hub; accept its terms and `hf auth login`") from e
+    except RevisionNotFoundError as e:
+        raise HubUnavailableError(f"{repo_id}: revision {revision!r} not found on the Hub") from e
+    except RepositoryNotFoundError as e:
+        raise HubUnavailableError(f"{repo_id}: no such repo on the Hub (or it is private)") from e
+    except Exception as e:  # offline, DNS, timeouts, proxies: one message
+        raise HubUnavailableError(f"{repo_id}: cannot download from the Hugging Face Hub ({type(e).__name__}: "
+                                  f"{e}). Pass a local checkpoint directory instead.") from e
+
+
 def model_card(bundle: Bundle, repo_id: str) -> str:
-    """README.md for the Hub: what the bundle is, where it came from, how accurate and fast it is."""
+    """README.md for the Hub: what the bundle is, where it came from, how accurate and fast it is; the metadata
+    block is huggingface_hub's ModelCardData (base_model only when the checkpoint came from the Hub)."""
+    from huggingface_hub import ModelCard, ModelCardData
+
     m = bundle.manifest
     src, val = m["source"], m["validation"]
-    lic = src.get("license") or "other"
+    meta = ModelCardData(license=src.get("license") or "other", library_name="lerobot-edge",
+                         tags=["lerobot", "lerobot-edge", "robotics", m["policy"]["type"], m["target"]],
+                         base_model=src.get("repo_id"))
     graphs = "\n".join(f"| {g.name} | `{g.file}` | {', '.join(i.name for i in g.inputs)} | "
                        f"{', '.join(o.name for o in g.outputs)} |" for g in bundle.graphs.values())
     checks = "\n".join(f"    {line}" for line in val.get("lines", [])) or "    (not validated)"
@@ -26,10 +56,8 @@ def model_card(bundle: Bundle, repo_id: str) -> str:
         bench = "\n## Latency\n\n| backend | p50 ms | p99 ms |\n|---|---|---|\n" + "\n".join(
             f"| {r['name']} | {r['stages']['total']['p50_ms']:.1f} | {r['stages']['total']['p99_ms']:.1f} |"
             for r in rows if r.get("stages")) + "\n"
-    return f"""---
-license: {lic}
-library_name: lerobot-edge
-tags: [lerobot, lerobot-edge, robotics, {m['policy']['type']}, {m['target']}]
+    return str(ModelCard(f"""---
+{meta.to_yaml()}
 ---
 # {repo_id}
 
@@ -53,7 +81,7 @@ action = policy.select_action(observation)  # LeRobot feature keys; images uint8
 {checks}
 
 Source weights sha256: `{src.get('weights_sha256', '?')}`. Checksums of every file are in `checksums.sha256`.
-{bench}"""
+{bench}"""))
 
 
 def push_bundle(bundle: str | Path, repo_id: str, *, private: bool = False, revision: str | None = None,

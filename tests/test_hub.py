@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from huggingface_hub import ModelCard
 
 from lerobot_edge.bundle import Bundle
 from lerobot_edge.hub import model_card
@@ -19,6 +20,7 @@ from lerobot_edge import load_policy
 p = load_policy("someone/act-tiny-edge")
 print(p.bundle.path)
 print(p.select_action({"observation.state": np.zeros(6), "observation.images.top": np.zeros((48, 64, 3), np.uint8)}).shape)
+assert not [m for m in sys.modules if m.startswith("lerobot_edge.checkpoint")]  # the download is hub.py's
 """
 
 
@@ -63,6 +65,19 @@ def test_push_fails_cleanly_offline(act_tiny_bundle, tmp_path):
 
 def test_model_card_says_what_and_how(act_tiny_bundle):
     card = model_card(Bundle.open(act_tiny_bundle), "someone/act-tiny-edge")
-    assert card.startswith("---\nlicense: other")
+    # ModelCardData writes its keys in its own (alphabetical) order, so license is not the first line
+    assert card.startswith("---\n") and "\nlicense: other\n" in card
+    meta = ModelCard(card).data
+    assert meta.library_name == "lerobot-edge" and {"lerobot", "robotics", "act", "onnx"} <= set(meta.tags)
+    assert meta.base_model is None                          # exported from a local directory
     assert 'load_policy("someone/act-tiny-edge")' in card and "act.onnx" in card
     assert "ok   act.action" in card and "weights sha256" in card
+
+
+def test_model_card_of_a_hub_checkpoint_names_its_base_and_license(act_tiny_bundle):
+    b = Bundle.open(act_tiny_bundle)
+    b.manifest["source"].update(repo_id="lerobot/act_tiny", revision="abc123", license="apache-2.0")
+    card = model_card(b, "someone/act-tiny-edge")
+    meta = ModelCard(card).data
+    assert meta.base_model == "lerobot/act_tiny" and meta.license == "apache-2.0"
+    assert "`lerobot/act_tiny` @ `abc123`" in card

@@ -40,3 +40,11 @@ def test_runtime_runs_without_torch(act_tiny_bundle, python):
     r = subprocess.run([exe, "-c", SCRIPT, str(act_tiny_bundle)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
+
+
+def test_loading_a_bundle_reads_no_checkpoint_code(act_tiny_bundle):
+    """runtime/loader.py downloads through hub.py: the checkpoint package (workstation side) stays unimported."""
+    code = ("import sys, lerobot_edge.runtime.loader as l; l.load_policy(sys.argv[1]); "
+            "assert not [m for m in sys.modules if m.startswith('lerobot_edge.checkpoint')], 'checkpoint imported'")
+    r = subprocess.run([sys.executable, "-c", code, str(act_tiny_bundle)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr

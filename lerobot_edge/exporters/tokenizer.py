@@ -29,7 +29,7 @@ def resolve_tokenizer(override: str | None, recorded: str) -> Path:
     if found:
         return found
     try:
-        from ..checkpoint import hub_download
+        from ..hub import hub_download
 
         d = hub_download(name, None, ["tokenizer.json", "tokenizer_config.json"])
         found = _local(Path(d))

@@ -20,7 +20,7 @@ def _local_or_hub(bundle: str | Path, revision: str | None, backend: str | None)
         return p
     if not re.fullmatch(r"[\w.\-]+/[\w.\-]+", str(bundle)):
         raise BundleError(f"{bundle}: no such bundle directory, and not a Hub repo id 'user/name'")
-    from ..checkpoint import hub_download
+    from ..hub import hub_download
     from ..paths import hub_bundle_dir
 
     local = hub_bundle_dir(str(bundle), revision)

@@ -70,7 +70,7 @@ def _locate_vlm_config(name: str) -> Path:
     if p.exists() or name.startswith((".", "/", "~")) or name.count("/") != 1:
         raise CheckpointError(f"SmolVLA VLM config {name!r}: no config.json there; {hint}")
     try:
-        from ...checkpoint import hub_download
+        from ...hub import hub_download
 
         found = hub_download(name, None, ["config.json"]) / "config.json"
     except HubUnavailableError as e:

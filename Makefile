@@ -27,7 +27,7 @@ help:
 	@echo "  make test   - .venv, the LeRobot 0.4.4 env + references, the Python 3.10 env; the whole pytest suite"
 	@echo "Others:"
 	@echo "  make test-fast   - the suite without tests marked slow (no reference envs)"
-	@echo "  make parity      - make test's envs + the LeRobot 0.6.1 env (Python 3.12) and its references;"
+	@echo "  make parity      - .venv, the LeRobot 0.4.4 and 0.6.1 (Python 3.12) envs + their references;"
 	@echo "                     runs only the tests marked parity (LeRobot 0.4.4 and 0.6.1 parity)"
 	@echo "  make bench       - the pytest-benchmark latency suite in benchmarks/"
 	@echo "  make bench-tables - regenerate benchmarks/README.md's tables (in the LeRobot 0.4.4 env)"

@@ -16,6 +16,7 @@ from .bundle import Bundle, BundleWriter, GraphSpec
 from .checkpoint import load_checkpoint
 from .errors import ValidationError
 from .exporters.targets import get_target
+from .paths import default_output_dir
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -23,7 +24,7 @@ VALIDATION_TRIALS = 3
 VALIDATION_SEED = 20240601
 
 
-def export(source: str | Path, output: str | Path, target: str = "onnx", *, policy_type: str | None = None,
+def export(source: str | Path, output: str | Path | None = None, target: str = "onnx", *, policy_type: str | None = None,
            revision: str | None = None, precision: str = "fp32", opset: int = 18, validate: bool = True,
            accept_accuracy: bool = False, tokenizer: str | None = None, vlm: str | None = None,
            base: str | None = None, rename_map: dict | None = None, calibration: str | None = None,
@@ -35,6 +36,7 @@ def export(source: str | Path, output: str | Path, target: str = "onnx", *, poli
     the results go into the manifest. A failed gate raises ValidationError after the bundle is written
     (unless accept_accuracy=True), so the failing bundle can be inspected but will not load by default.
     """
+    output = default_output_dir(source, target, precision) if output is None else output
     say = progress or (lambda msg: log.info(msg))
     tgt = get_target(target)
     if precision not in tgt.precisions:

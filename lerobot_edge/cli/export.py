@@ -1,8 +1,9 @@
-"""lerobot-edge export SOURCE --target onnx --output DIR"""
+"""lerobot-edge export SOURCE [--target trt] [--output DIR]"""
 
 from __future__ import annotations
 
 import json
+import sys
 
 
 def add_parser(sub) -> None:
@@ -11,7 +12,8 @@ def add_parser(sub) -> None:
                                    "and write a bundle directory.")
     p.add_argument("source", help="Hub repo id (e.g. lerobot/act_aloha_sim_insertion_human) or checkpoint directory")
     p.add_argument("--target", default="onnx", help="onnx | openvino | trt (default: onnx)")
-    p.add_argument("--output", "-o", required=True, help="bundle directory to write")
+    p.add_argument("--output", "-o", help="bundle directory to write (default: ./<name>-<target>[-<precision>], "
+                                          "<name> from the source, e.g. act_aloha_sim_insertion_human-trt)")
     p.add_argument("--policy-type", help="policy type when config.json has no \"type\" (e.g. act)")
     p.add_argument("--revision", help="Hub revision (branch, tag or commit)")
     p.add_argument("--precision", default="fp32", help="fp32 | fp16 | bf16 | int8 (per target)")
@@ -38,12 +40,22 @@ def add_parser(sub) -> None:
 
 def run(args, steps) -> int:
     from ..api import export
+    from ..errors import BundleError
+    from ..paths import default_output_dir
 
-    path = export(args.source, args.output, args.target, policy_type=args.policy_type, revision=args.revision,
+    output = args.output
+    if output is None:  # refuse an existing default dir before the (slow) checkpoint load, naming it
+        output = default_output_dir(args.source, args.target, args.precision)
+        if output.exists() and not args.overwrite:
+            raise BundleError(f"{output}: already exists (the default output for {args.source} --target "
+                              f"{args.target}); pass --output DIR or --overwrite")
+    path = export(args.source, output, args.target, policy_type=args.policy_type, revision=args.revision,
                   precision=args.precision, opset=args.opset, validate=not args.no_validate,
                   accept_accuracy=args.accept_accuracy, calibration=args.calibration, rename_map=args.rename_map,
                   base=args.base, tokenizer=args.tokenizer, vlm=args.vlm, fuse_loop=args.fuse_loop, rtc_exact=args.rtc_exact,
                   overwrite=args.overwrite, progress=steps)
     steps.done()
+    if args.output is None:
+        print(f"bundle written to {path}/ (no --output: ./<source name>-<target>)", file=sys.stderr)
     print(path)
     return 0

@@ -32,7 +32,8 @@ def _cudart():
         try:
             from cuda import cudart  # older cuda-python
         except ImportError as e:
-            raise BackendUnavailableError("the tensorrt backend needs cuda-python: pip install cuda-python") from e
+            raise BackendUnavailableError("the tensorrt backend needs cuda-python: pip install 'lerobot-edge[tensorrt]' "
+                                          "(cuda-python 12.x)") from e
     return cudart
 
 

@@ -1,25 +1,45 @@
 # lerobot-edge: the two contract commands are `make demo` and `make test`; each sets everything up itself.
-PYTHON ?= python3.11
+# $(call find_python,CMDS,MIN,MAX): the first of CMDS that runs and is Python 3.MIN..3.MAX, else empty.
+# Running it (not `command -v`) matters: a pyenv shim can exist for a version that is not selected.
+find_python = $(shell for p in $(1); do $$p -c 'import sys; sys.exit(not (3, $(2)) <= sys.version_info[:2] <= (3, $(3)))' \
+                >/dev/null 2>&1 && { echo $$p; break; }; done)
+# The interpreter of .venv: 3.11 first (the tested one, and the local torch wheel here is cp311), then 3.12,
+# 3.10, python3. Evaluated once, only when a recipe needs it. Override: make PYTHON=/path/to/python3.12
+ifeq ($(origin PYTHON),undefined)
+PYTHON = $(eval PYTHON := $(call find_python,python3.11 python3.12 python3.10 python3,10,12))$(PYTHON)
+endif
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-# This CPU machine keeps a CPU build of torch 2.13.0 on local disk; elsewhere pick your own build, e.g.
-# TORCH_SPEC='torch --index-url https://download.pytorch.org/whl/cpu'
-TORCH_SPEC ?= torch==2.13.0
+# torch for .venv: the tested pin when pip finds it without an index (this machine keeps its CPU wheel on local
+# disk; checked offline, ~2-5 s, only when .venv is (re)built), else torch's CPU wheel index (PyPI's default
+# Linux torch is a multi-GB CUDA build). Override: make TORCH_SPEC='torch==2.13.0' (e.g. a CUDA build).
+TORCH_PIN       ?= torch==2.13.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_SPEC      ?= $(if $(PYTHON),$(shell $(PYTHON) -m pip install -qq --dry-run --no-index --no-deps --ignore-installed \
+                     '$(TORCH_PIN)' >/dev/null 2>&1 && echo '$(TORCH_PIN)' || echo '$(TORCH_PIN) --index-url $(TORCH_CPU_INDEX)'))
 PIP    := $(PY) -m pip install -q --disable-pip-version-check
 DEMO_SOURCE ?=
 
 .PHONY: setup demo test test-fast parity bench bench-tables clean help py310-env
 help:
-	@echo "make demo   - set up, export an ACT policy (random weights, aloha config) and run it"
-	@echo "make test   - set up (incl. the LeRobot 0.4.4 reference env) and run the test suite"
-	@echo "make bench  - latency benchmarks (benchmarks/, pytest-benchmark)"
-	@echo "make bench-tables - regenerate benchmarks/README.md's tables (lerobot-edge bench per standard config)"
-	@echo "make parity - also the LeRobot 0.6.1 parity (pi0, pi05, SmolVLA, gaussian_actor; Python 3.12 env)"
-	@echo "make rtc-exact / rtc-exact-bench - whole-bundle RTC exact tests / exact vs guided cost"
-	@echo "make pi0-full / smolvla-full - full-size export + latency (random weights; minutes, GBs)"
-	@echo "make test-hostile / soak - hardening suites / the long control-loop soak"
+	@echo "The two commands (each sets up what it needs):"
+	@echo "  make demo   - .venv, then export a random-weight ACT (aloha config) to ONNX, validate, run it, latencies"
+	@echo "  make test   - .venv, the LeRobot 0.4.4 env + references, the Python 3.10 env; the whole pytest suite"
+	@echo "Others:"
+	@echo "  make test-fast   - the suite without tests marked slow (no reference envs)"
+	@echo "  make parity      - .venv, the LeRobot 0.4.4 and 0.6.1 (Python 3.12) envs + their references;"
+	@echo "                     runs only the tests marked parity (LeRobot 0.4.4 and 0.6.1 parity)"
+	@echo "  make bench       - the pytest-benchmark latency suite in benchmarks/"
+	@echo "  make bench-tables - regenerate benchmarks/README.md's tables (in the LeRobot 0.4.4 env)"
+	@echo "  make test-hostile / soak - the hardening suites alone / the long control-loop soak (SOAK_MINUTES)"
+	@echo "  make rtc-exact / rtc-exact-bench - whole-bundle RTC exact tests / exact vs guided cost"
+	@echo "  make pi0-full / smolvla-full - full-size export + latency (random weights; minutes, tens of GB)"
+	@echo "  make clean       - remove .venv, .venv-lerobot, .venv-py310, .cache, demo-out (keeps .venv-lerobot06)"
+	@echo "Interpreter: PYTHON=$(PYTHON) (first of python3.11/3.12/3.10/python3 that runs 3.10-3.12)"
 
 $(VENV)/.stamp: pyproject.toml
+	@[ -n "$(PYTHON)" ] || { echo "error: no Python 3.10-3.12 found (tried python3.11 python3.12 python3.10 python3);" \
+	  "install one or pass PYTHON=/path/to/python3.11" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) $(TORCH_SPEC)
 	$(PIP) -e '.[export,onnxruntime,openvino,test]'

@@ -10,13 +10,15 @@ from typing import Callable
 __all__ = ["export", "validate_bundle"]
 
 
-def export(source: str | Path, output: str | Path, target: str = "onnx", *, policy_type: str | None = None,
+def export(source: str | Path, output: str | Path | None = None, target: str = "onnx", *, policy_type: str | None = None,
            revision: str | None = None, precision: str = "fp32", opset: int = 18, validate: bool = True,
            accept_accuracy: bool = False, tokenizer: str | None = None, vlm: str | None = None,
            base: str | None = None, rename_map: dict | None = None, calibration: str | None = None,
            rtc_exact: bool = False, fuse_loop: bool = False, overwrite: bool = False,
            progress: Callable[[str], None] | None = None) -> Path:
     """Export a LeRobot checkpoint (local dir or Hub repo id) to a bundle directory `output`; -> its path.
+    output=None: ./<name>-<target>[-<precision>], <name> from the source (paths.default_output_dir), e.g.
+    `act_aloha_sim_insertion_human-trt`; an existing one is refused unless overwrite=True.
 
     target: "onnx" | "openvino" | "trt" (registry.TARGETS); precision: one the target takes. Every graph is
     validated against our PyTorch module on seeded random inputs with the target's backend (and, for policies

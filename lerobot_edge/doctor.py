@@ -42,12 +42,40 @@ def _openvino() -> dict:
     return {"ok": True, "version": ov.get_version(), "devices": core.available_devices}
 
 
+TEGRA_RELEASE = Path("/etc/nv_tegra_release")  # present on every Jetson (L4T)
+NVIDIA_PYPI = "https://pypi.nvidia.com"
+# L4T major -> (JetPack, the system Python its TensorRT bindings are built for)
+_JETPACK = {"R35": ("JetPack 5", "3.8"), "R36": ("JetPack 6", "3.10"), "R38": ("JetPack 7", "3.12")}
+
+
+def tensorrt_install_hint(tegra_release: Path | None = None, machine: str | None = None,
+                          system: str | None = None) -> str:
+    """How TensorRT's Python bindings come on this platform: from JetPack (apt) on a Jetson, never from pip there;
+    NVIDIA's wheels elsewhere. Arguments default to this machine (they exist for tests)."""
+    tegra_release = TEGRA_RELEASE if tegra_release is None else tegra_release
+    if tegra_release.exists():
+        l4t = tegra_release.read_text().split(" ", 2)[1:2] or [""]
+        jp, py = _JETPACK.get(l4t[0], (None, None))
+        which = f" (L4T {l4t[0]} = {jp}: bindings for the system Python {py})" if jp else ""
+        return (f"Jetson: TensorRT comes with JetPack, not pip{which}: sudo apt install nvidia-jetpack (or only the "
+                "bindings: sudo apt install python3-libnvinfer); use the system python3 or a venv made with "
+                "--system-site-packages")
+    machine, system = machine or platform.machine(), system or platform.system()
+    if (system, machine.lower()) in {("Linux", "x86_64"), ("Linux", "aarch64"), ("Windows", "amd64")}:
+        return (f"pip install tensorrt --extra-index-url {NVIDIA_PYPI} (NVIDIA's wheels; needs an NVIDIA GPU and "
+                "driver; on a Jetson TensorRT comes with JetPack instead)")
+    return f"TensorRT needs an NVIDIA GPU: Linux/Windows x86_64, Linux aarch64, or a Jetson with JetPack ({system} {machine})"
+
+
 def _tensorrt() -> dict:
+    cuda_python = _version("cuda-python") or _version("cuda-bindings")
     trt, err = _try("tensorrt")
     if trt is None:
-        return {"ok": False, "error": err, "fix": "on Jetson: part of JetPack (sudo apt install nvidia-jetpack); on "
-                "x86: pip install tensorrt --extra-index-url https://pypi.nvidia.com"}
-    return {"ok": True, "version": trt.__version__}
+        return {"ok": False, "error": err, "fix": tensorrt_install_hint(), "cuda_python": cuda_python}
+    out = {"ok": True, "version": trt.__version__, "cuda_python": cuda_python}
+    if cuda_python is None:  # the backend copies buffers with cuda-python's runtime API
+        out["fix"] = "the tensorrt backend also needs cuda-python: pip install 'lerobot-edge[tensorrt]'"
+    return out
 
 
 def _gpu() -> dict | None:
@@ -60,11 +88,11 @@ def _gpu() -> dict | None:
 
 def _jetson() -> dict | None:
     model = Path("/proc/device-tree/model")
-    if not Path("/etc/nv_tegra_release").exists() and not (model.exists() and "NVIDIA" in model.read_text()):
+    if not TEGRA_RELEASE.exists() and not (model.exists() and "NVIDIA" in model.read_text()):
         return None
     clocks = _run(["jetson_clocks", "--show"]) or ""
     return {"model": model.read_text().strip("\x00\n") if model.exists() else None,
-            "l4t": Path("/etc/nv_tegra_release").read_text().splitlines()[0] if Path("/etc/nv_tegra_release").exists()
+            "l4t": TEGRA_RELEASE.read_text().splitlines()[0] if TEGRA_RELEASE.exists()
             else None, "power_mode": _run(["nvpmodel", "-q"]),
             "clocks_locked": None if not clocks else "MinFreq" in clocks and _locked(clocks)}
 
@@ -105,8 +133,9 @@ def diagnose() -> dict:
         advice.append("a GPU is present but onnxruntime has no CUDA provider: install onnxruntime-gpu instead")
     if report["jetson"] and report["jetson"].get("clocks_locked") is False:
         advice.append("for benchmarks: sudo nvpmodel -m 0 && sudo jetson_clocks")
-    if report["gpu"] and not report["backends"]["tensorrt"]["ok"]:
-        advice.append("TensorRT engines need the tensorrt package (see backends.tensorrt.fix)")
+    trt = report["backends"]["tensorrt"]
+    if (report["gpu"] or report["jetson"]) and (not trt["ok"] or trt.get("fix")):
+        advice.append(f"TensorRT engines: {trt['fix']}")
     report["advice"] = advice
     return report
 
@@ -117,9 +146,9 @@ def format_report(r: dict) -> str:
     for name, b in r["backends"].items():
         if b["ok"]:
             extra = b.get("providers") or b.get("devices") or ""
-            lines.append(f"  ✓ {name:<12} {b['version']}  {extra}")
+            lines.append(f"  ✓ {name:<12} {b['version']}  {extra}" + (f"  ({b['fix']})" if b.get("fix") else ""))
         else:
-            lines.append(f"  ✗ {name:<12} {b['fix']}")
+            lines.append(f"  ✗ {name:<12} not installed: {b['fix']}")
     lines.append(f"GPU: {r['gpu'] or 'none found (nvidia-smi)'}")
     if r["jetson"]:
         lines.append(f"Jetson: {r['jetson']}")

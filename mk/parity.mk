@@ -1,6 +1,6 @@
 # LeRobot 0.4.4 reference environment and reference outputs for the ACT parity tests (tests/parity/README.md).
 # Included from the main Makefile; run from the repo root.
-#   make parity-env   .venv-lerobot: python3.11 venv with torch 2.14.1 + lerobot 0.4.4 (idempotent, stamp file)
+#   make parity-env   .venv-lerobot: Python 3.11 venv (PARITY_PYTHON, exactly 3.11) with torch 2.14.1 + lerobot 0.4.4 (idempotent, stamp file)
 #   make parity-ref   LeRobot checkpoints + reference actions into .cache/reference/lerobot-0.4.4-<key>/
 #                     (skipped when that dir has DONE; other lerobot-0.4.4-* dirs are removed when a new one
 #                     is generated); writes its path, relative to the repo root, to .cache/reference/current
@@ -35,7 +35,11 @@ parity-env:
 	@if [ -f $(PARITY_STAMP) ] && [ "$$(cat $(PARITY_STAMP))" = "$(strip $(PARITY_ENV_ID))" ]; then \
 	  echo "parity-env: $(PARITY_VENV) up to date"; \
 	else \
-	  set -e; echo "parity-env: building $(PARITY_VENV) (lerobot $(PARITY_LEROBOT_VERSION), $(PARITY_TORCH))"; \
+	  set -e; $(PARITY_PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' >/dev/null 2>&1 || { \
+	    echo "parity-env: the LeRobot $(PARITY_LEROBOT_VERSION) reference env needs Python 3.11 (its verified" \
+	      "pins and wheels are cp311), and '$(PARITY_PYTHON)' does not run one: install Python 3.11 or pass" \
+	      "PARITY_PYTHON=/path/to/python3.11" >&2; exit 1; }; \
+	  echo "parity-env: building $(PARITY_VENV) (lerobot $(PARITY_LEROBOT_VERSION), $(PARITY_TORCH))"; \
 	  rm -rf $(PARITY_VENV); \
 	  $(PARITY_PYTHON) -m venv $(PARITY_VENV); \
 	  $(PARITY_PIP) $(PARITY_TORCH); \

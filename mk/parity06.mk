@@ -29,7 +29,11 @@ parity06-env:
 	@if [ -f $(PARITY06_STAMP) ] && [ "$$(cat $(PARITY06_STAMP))" = "$(strip $(PARITY06_ENV_ID))" ]; then \
 	  echo "parity06-env: $(PARITY06_VENV) up to date"; \
 	else \
-	  set -e; echo "parity06-env: building $(PARITY06_VENV) (lerobot $(PARITY06_LEROBOT))"; \
+	  set -e; $(PARITY06_PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1 || { \
+	    echo "parity06-env: the LeRobot $(PARITY06_LEROBOT) reference env needs Python 3.12, and" \
+	      "'$(PARITY06_PYTHON)' does not run one: install Python 3.12 or pass PARITY06_PYTHON=/path/to/python3.12" >&2; \
+	    exit 1; }; \
+	  echo "parity06-env: building $(PARITY06_VENV) (lerobot $(PARITY06_LEROBOT))"; \
 	  rm -rf $(PARITY06_VENV); \
 	  $(PARITY06_PYTHON) -m venv $(PARITY06_VENV); \
 	  $(PARITY06_PIP) $(PARITY06_TORCH); \

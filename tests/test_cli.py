@@ -9,9 +9,9 @@ import sys
 from lerobot_edge.testing.checkpoints.act import TINY_ACT, write_act_checkpoint
 
 
-def cli(*args, timeout=300):
+def cli(*args, timeout=300, cwd=None):
     return subprocess.run([sys.executable, "-m", "lerobot_edge", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, cwd=cwd)
 
 
 def test_export_info_validate(act_tiny_checkpoint, tmp_path):
@@ -48,3 +48,17 @@ def test_validation_failure_exits_1(act_tiny_checkpoint, act_tiny_bundle, tmp_pa
     r = cli("validate", act_tiny_bundle, "--against", other, "--policy-type", "act")
     assert r.returncode == 1
     assert "FAIL act.action" in r.stderr
+
+
+def test_export_without_output_writes_a_default_dir_named_from_the_source(act_tiny_checkpoint, tmp_path):
+    """The project card's command as typed: `lerobot-edge export SOURCE --target trt` -> ./<name>-trt/."""
+    r = cli("export", act_tiny_checkpoint, "--target", "trt", "--policy-type", "act", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / f"{act_tiny_checkpoint.name}-trt"
+    assert r.stdout.strip() == out.name and f"bundle written to {out.name}/" in r.stderr
+    assert (out / "manifest.json").is_file() and (out / "trt" / "act.plan.json").is_file()
+    assert json.loads(cli("info", out, "--json").stdout)["policy"] == "act"
+    # an existing default dir is refused like an existing --output, naming it
+    r = cli("export", act_tiny_checkpoint, "--target", "trt", "--policy-type", "act", cwd=tmp_path)
+    assert r.returncode == 2 and f"{out.name}: already exists" in r.stderr and "--overwrite" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -32,7 +32,8 @@ def _cudart():
         try:
             from cuda import cudart  # older cuda-python
         except ImportError as e:
-            raise BackendUnavailableError("the tensorrt backend needs cuda-python: pip install cuda-python") from e
+            raise BackendUnavailableError("the tensorrt backend needs cuda-python: pip install 'lerobot-edge[tensorrt]' "
+                                          "(cuda-python 12.x)") from e
     return cudart
 
 
@@ -140,8 +141,9 @@ class TensorRTSession:
 class TensorRTBackend(Backend):
     name = "tensorrt"
     module = "tensorrt"
-    install_hint = ("On Jetson TensorRT is part of JetPack; on x86: pip install tensorrt cuda-python "
-                    "--extra-index-url https://pypi.nvidia.com")
+    install_hint = ("On a Jetson TensorRT comes with JetPack (sudo apt install nvidia-jetpack), not pip; elsewhere: "
+                    "pip install tensorrt 'cuda-python>=12.6,<13' --extra-index-url https://pypi.nvidia.com. "
+                    "`lerobot-edge doctor` prints the command for this machine")
     options = {"cache_dir": "engine cache directory (default: the per-user cache)",
                "rebuild": "rebuild the engine even if a cached one matches"}
 

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CheckpointError, HubUnavailableError  # noqa: F401  (importable from here, as before)
-from ..hub import hub_download  # noqa: F401  (its home is hub.py; kept here for older imports)
+from ..errors import CheckpointError
 from .config import FEATURE_TYPES, POSITIVE_INT_FIELDS, Feature, config_features, policy_type_of, read_config
 from .source import CHECKPOINT_PATTERNS, peft_base, resolve_source
 from .stats import LEGACY_STAT_PREFIXES, load_stats, rename_map

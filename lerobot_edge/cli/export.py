@@ -1,8 +1,9 @@
-"""lerobot-edge export SOURCE --target onnx --output DIR"""
+"""lerobot-edge export SOURCE [--target trt] [--output DIR]"""
 
 from __future__ import annotations
 
 import json
+import sys
 
 
 def add_parser(sub) -> None:
@@ -11,7 +12,8 @@ def add_parser(sub) -> None:
                                    "and write a bundle directory.")
     p.add_argument("source", help="Hub repo id (e.g. lerobot/act_aloha_sim_insertion_human) or checkpoint directory")
     p.add_argument("--target", default="onnx", help="onnx | openvino | trt (default: onnx)")
-    p.add_argument("--output", "-o", required=True, help="bundle directory to write")
+    p.add_argument("--output", "-o", help="bundle directory to write (default: ./<name>-<target>[-<precision>], "
+                                          "<name> from the source, e.g. act_aloha_sim_insertion_human-trt)")
     p.add_argument("--policy-type", help="policy type when config.json has no \"type\" (e.g. act)")
     p.add_argument("--revision", help="Hub revision (branch, tag or commit)")
     p.add_argument("--precision", default="fp32", help="fp32 | fp16 | bf16 | int8 (per target)")
@@ -45,5 +47,7 @@ def run(args, steps) -> int:
                   base=args.base, tokenizer=args.tokenizer, vlm=args.vlm, fuse_loop=args.fuse_loop, rtc_exact=args.rtc_exact,
                   overwrite=args.overwrite, progress=steps)
     steps.done()
+    if args.output is None:
+        print(f"bundle written to {path}/ (no --output: ./<source name>-<target>)", file=sys.stderr)
     print(path)
     return 0

@@ -20,6 +20,7 @@ from .. import __version__
 from ..bundle import Bundle, BundleWriter, GraphSpec
 from ..checkpoint import load_checkpoint
 from ..errors import ValidationError
+from ..paths import default_output_dir
 from ..registry import TargetSpec, target_spec
 from .validate import VALIDATION_TRIALS, validate_graphs
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 
-def export_bundle(source: str | Path, output: str | Path, target: str = "onnx", *, policy_type: str | None = None,
+def export_bundle(source: str | Path, output: str | Path | None, target: str = "onnx", *, policy_type: str | None = None,
                   revision: str | None = None, precision: str = "fp32", opset: int = 18, validate: bool = True,
                   accept_accuracy: bool = False, tokenizer: str | None = None, base: str | None = None,
                   rename_map: dict | None = None, calibration: str | None = None, overwrite: bool = False,
@@ -36,17 +37,18 @@ def export_bundle(source: str | Path, output: str | Path, target: str = "onnx", 
     fuse_loop: a policy that takes no such option refuses it)."""
     say = progress or (lambda msg: log.info(msg))
     tgt = _check_options(target, precision, opset, calibration)
-    from ..policies import build_plan  # torch from here on
-
+    output = default_output_dir(source, target, precision) if output is None else output
+    writer = BundleWriter(output, overwrite=overwrite)   # an existing output is refused before any slow work
     t0 = time.perf_counter()
-    say(f"reading checkpoint {source}")
-    ckpt = load_checkpoint(source, policy_type=policy_type, revision=revision, base=base)
-    if ckpt.base_path is not None:
-        say(f"merging the LoRA adapter into {ckpt.base_path}")
-    say(f"building {ckpt.policy_type} modules and loading weights (strict)")
-    plan = build_plan(ckpt, **plan_options)
-    writer = BundleWriter(output, overwrite=overwrite)
     try:
+        from ..policies import build_plan  # torch from here on
+
+        say(f"reading checkpoint {source}")
+        ckpt = load_checkpoint(source, policy_type=policy_type, revision=revision, base=base)
+        if ckpt.base_path is not None:
+            say(f"merging the LoRA adapter into {ckpt.base_path}")
+        say(f"building {ckpt.policy_type} modules and loading weights (strict)")
+        plan = build_plan(ckpt, **plan_options)
         _write_files(plan, writer, tokenizer, say)
         specs = _export_graphs(plan, writer, tgt, precision, opset, calibration, say)
         writer.write_stats(plan.stats)

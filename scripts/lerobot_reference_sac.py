@@ -24,7 +24,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+# Every case keeps LeRobot's defaults except the sizes it names; in particular use_torch_compile stays on (its
+# default), so the critic ensemble and its target are saved under `critic_*._orig_mod.*` as real training runs
+# save them. The sac_default_* cases set nothing at all; sac_state_eager is the one deliberate compile-off case.
 CASES = {
+    "sac_default_state": {"seed": 2104, "batch": 3, "inputs": [("observation.state", "STATE", (6,))],
+                          "action_dim": 4, "config": {}},
+    "sac_default_image": {
+        "seed": 2105, "batch": 2,
+        "inputs": [("observation.state", "STATE", (5,)), ("observation.image", "VISUAL", (3, 128, 128))],
+        "action_dim": 3, "config": {}},
+    "sac_state_eager": {"seed": 2106, "batch": 3, "inputs": [("observation.state", "STATE", (6,))], "action_dim": 4,
+                        "config": {"latent_dim": 32, "actor_network_kwargs": {"hidden_dims": [64, 64]},
+                                   "use_torch_compile": False}},
     "sac_state": {"seed": 2101, "batch": 3, "inputs": [("observation.state", "STATE", (6,))], "action_dim": 4,
                   "config": {"latent_dim": 32, "actor_network_kwargs": {"hidden_dims": [64, 64]}}},
     "sac_image_gripper": {
@@ -81,6 +93,19 @@ def make_stats(case: dict, g: torch.Generator) -> dict:
     return stats
 
 
+def saved_key_groups(path: Path) -> dict[str, int]:
+    """Key count per top-level group as saved (`critic_ensemble._orig_mod.critics`, `log_alpha`, ...)."""
+    from safetensors import safe_open
+
+    groups: dict[str, int] = {}
+    with safe_open(str(path), "pt") as f:
+        for k in f.keys():
+            parts = k.split(".")
+            head = ".".join(parts[:3] if parts[1:2] == ["_orig_mod"] else parts[:2] if len(parts) > 1 else parts)
+            groups[head] = groups.get(head, 0) + 1
+    return groups
+
+
 class NoiseTap:
     """Replaces torch.distributions' _standard_normal in MultivariateNormal (this script only)."""
 
@@ -108,7 +133,7 @@ def run_case(name: str, case: dict, out: Path) -> None:
         kw["discrete_critic_network_kwargs"] = CriticNetworkConfig(**kw["discrete_critic_network_kwargs"])
     cfg = SACConfig(input_features={k: PolicyFeature(type=FeatureType(t), shape=s) for k, t, s in case["inputs"]},
                     output_features={"action": PolicyFeature(type=FeatureType.ACTION, shape=(A,))},
-                    device="cpu", use_torch_compile=False, **kw)
+                    device="cpu", **kw)
     torch.manual_seed(seed)
     policy = SACPolicy(cfg)
     redraw(policy, generator(seed, "weights"))
@@ -149,7 +174,10 @@ def run_case(name: str, case: dict, out: Path) -> None:
     np.savez(out / name / "reference.npz", **arrays)
     meta = {"case": name, "lerobot_version": __import__("lerobot").__version__, "torch": torch.__version__,
             "weights_sha256": sha256_file(ckpt / "model.safetensors"),
-            "script_sha256": sha256_file(Path(__file__)), "std_mean": float(arrays["mean"].std())}
+            "script_sha256": sha256_file(Path(__file__)), "std_mean": float(arrays["mean"].std()),
+            "use_torch_compile": cfg.use_torch_compile, "saved_keys": saved_key_groups(ckpt / "model.safetensors")}
+    # the layout a default training run saves, checked here so a reference can never silently lose it
+    assert cfg.use_torch_compile == any("._orig_mod." in k for k in meta["saved_keys"]), meta["saved_keys"]
     (out / name / "meta.json").write_text(json.dumps(meta, indent=2))
     print(name, meta)
 

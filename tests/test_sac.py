@@ -3,10 +3,12 @@ actor with LeRobot's processor math (deterministic tanh(mean), injected noise, d
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
-from lerobot_edge.testing.checkpoints.sac import write_sac_checkpoint
+from lerobot_edge.testing.checkpoints.sac import LEROBOT_COMPILED, write_sac_checkpoint
 from safetensors.numpy import load_file, save_file
 
 from lerobot_edge import export, load_policy
@@ -18,7 +20,10 @@ from lerobot_edge.policies import build_plan
 CASES = {"state": dict(), "image_discrete": dict(cameras={"observation.image": (3, 64, 64)},
                                                  num_discrete_actions=3),
          "unshared": dict(cameras={"observation.image": (3, 64, 64)}, num_discrete_actions=2,
-                          shared_encoder=False)}
+                          shared_encoder=False),
+         # LeRobot's default use_torch_compile=True: critics saved as critic_*._orig_mod.*
+         "compiled": dict(cameras={"observation.image": (3, 64, 64)}, num_discrete_actions=2,
+                          shared_encoder=False, orig_mod=LEROBOT_COMPILED)}
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
@@ -99,4 +104,48 @@ def test_pretrained_vision_encoder_refused(tmp_path):
     cfg["vision_encoder_name"] = "helper2424/resnet10"
     (d / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(CheckpointError, match="vision_encoder_name"):
+        build_plan(load_checkpoint(d))
+
+
+# torch.compile'd modules anywhere: LeRobot's default (the critics), the whole policy, the actor or its encoder,
+# the discrete critic (a LeRobot TODO), nested
+PLACEMENTS = {"lerobot_default": LEROBOT_COMPILED, "whole_policy": ("",), "actor": ("actor",),
+              "nested": ("", "actor", "actor.encoder", "critic_ensemble"),
+              "discrete_critic": ("discrete_critic", "discrete_critic_target", "critic_target")}
+
+
+@pytest.mark.parametrize("placement", sorted(PLACEMENTS))
+def test_orig_mod_at_any_placement_loads_the_same_weights(tmp_path, placement):
+    kw = dict(cameras={"observation.image": (3, 48, 48)}, num_discrete_actions=2, shared_encoder=False, seed=5)
+    plain = build_plan(load_checkpoint(write_sac_checkpoint(tmp_path / "plain", **kw)))
+    d = write_sac_checkpoint(tmp_path / "compiled", orig_mod=PLACEMENTS[placement], **kw)
+    assert any("_orig_mod" in k for k in load_file(str(d / "model.safetensors")))
+    compiled = build_plan(load_checkpoint(d))
+    want, got = plain.graphs[0].module.state_dict(), compiled.graphs[0].module.state_dict()
+    assert sorted(want) == sorted(got)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("stray", ["critic_ensemble._orig_mod.critics.0.bogus.weight",
+                                   "critic_target._orig_mod.critics.1.net.net.0.weight_scale",
+                                   "critic_ensemble._orig_mod.value_head.weight", "log_alpha_2", "temperature"])
+def test_a_key_off_the_allow_list_is_refused_naming_it(tmp_path, stray):
+    """The training-only keys are allow-listed by full name; a stray key beside them, compiled or not, is an
+    error that names it as saved."""
+    d = write_sac_checkpoint(tmp_path / "c", seed=1, orig_mod=LEROBOT_COMPILED)
+    w = load_file(str(d / "model.safetensors"))
+    build_plan(load_checkpoint(d))                                       # loads as LeRobot saved it
+    w[stray] = np.zeros(2, np.float32)
+    save_file(w, str(d / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"unexpected keys \(1\): " + re.escape(stray) + "$"):
+        build_plan(load_checkpoint(d))
+
+
+def test_two_keys_naming_one_tensor_once_uncompiled_are_refused(tmp_path):
+    d = write_sac_checkpoint(tmp_path / "c", seed=1)
+    w = load_file(str(d / "model.safetensors"))
+    w["actor._orig_mod.mean_layer.bias"] = w["actor.mean_layer.bias"] + 1
+    save_file(w, str(d / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="actor._orig_mod.mean_layer.bias.*both name 'actor.mean_layer.bias'"):
         build_plan(load_checkpoint(d))

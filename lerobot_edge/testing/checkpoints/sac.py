@@ -28,9 +28,28 @@ def _critic_shapes(prefix: str, in_dim: int, hidden: list[int], out: int) -> dic
     return shapes
 
 
+# where LeRobot 0.4's default config (use_torch_compile=True) puts torch.compile's `_orig_mod`
+LEROBOT_COMPILED = ("critic_ensemble", "critic_target")
+
+
+def compiled_names(weights: dict[str, np.ndarray], modules: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Keys as torch.compile'd `modules` save them: `m.x` -> `m._orig_mod.x` for each dotted module path `m`
+    ("" = the whole policy: `_orig_mod.x`); a module inside another compiled one nests (`a._orig_mod.b._orig_mod.x`)."""
+    out = {}
+    for k, v in weights.items():
+        parts = k.split(".")
+        for m in sorted(modules, key=lambda m: -len(m.split(".")) if m else 0):     # innermost first
+            n = len(m.split(".")) if m else 0
+            if parts[:n] == (m.split(".") if m else []):
+                parts = parts[:n] + ["_orig_mod"] + parts[n:]
+        out[".".join(parts)] = v
+    return out
+
+
 def write_sac_checkpoint(d: Path, *, cameras: dict[str, tuple] | None = None, state_dim: int = 5,
-                         action_dim: int = 3, seed: int = 0, **config) -> Path:
-    """A 0.4 `sac` checkpoint: actor, critic ensemble + target, discrete critic (+ target) and log_alpha."""
+                         action_dim: int = 3, seed: int = 0, orig_mod: tuple[str, ...] = (), **config) -> Path:
+    """A 0.4 `sac` checkpoint: actor, critic ensemble + target, discrete critic (+ target) and log_alpha.
+    `orig_mod`: modules saved as torch.compile'd (`LEROBOT_COMPILED` is what LeRobot's defaults write)."""
     from lerobot_edge.policies.sac.config import MLPConfig, SACConfig
     from lerobot_edge.policies.sac.model import SACActorModule
 
@@ -67,7 +86,7 @@ def write_sac_checkpoint(d: Path, *, cameras: dict[str, tuple] | None = None, st
     weights["log_alpha"] = np.zeros((1,), np.float32)
     stats = random_stats({**inputs, **outputs}, seed)
     write_processors(d, inputs, outputs, norm_map, stats, step_index=3)
-    save_safetensors(d / "model.safetensors", weights)
+    save_safetensors(d / "model.safetensors", compiled_names(weights, orig_mod))
     return d
 
 

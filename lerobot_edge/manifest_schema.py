@@ -1,88 +1,58 @@
-"""Structural check of a manifest's fields (types and shapes), so a malformed or hostile manifest is a
-BundleError naming the field — never a KeyError or TypeError from deep inside the runtime.
-
-A spec is a type (or tuple of types), a list `[spec]` (a list of such), a dict whose keys are required
-(prefix "?" for optional; the key `str` means "any key"), or a callable returning an error text or None.
-Extra keys are allowed here; unknown top-level and graph fields are refused by bundle.py.
+"""The manifest's structure (manifest.schema.json, JSON Schema 2020-12, validated by `jsonschema`), so a malformed
+or hostile manifest is a BundleError naming the field, never a KeyError or TypeError deep inside the runtime.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from functools import cache
+from importlib.resources import files
 
 from .errors import BundleError
 
-NUM = (int, float)
+SCHEMA_VERSION = (1, 0)   # the (major, minor) that manifest.schema.json describes
+_TYPES = {"integer": "int", "number": "number", "string": "str", "array": "list", "object": "object",
+          "null": "null", "boolean": "bool"}
 
 
-def pos_int(v: Any) -> str | None:
-    return None if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else "a positive integer"
+@cache
+def _validator():
+    """Compiled once, at the first manifest read (jsonschema is imported only then)."""
+    import jsonschema
 
-
-def dim(v: Any) -> str | None:
-    return None if isinstance(v, str) or pos_int(v) is None else "a positive integer or an axis name"
-
-
-def one_of(*values: str):
-    def check(v):
-        return None if v in values else f"one of {list(values)}"
-    return check
-
-
-def nullable(spec):
-    def check(v):
-        return None if v is None else _error(v, spec, "")
-    return check
-
-
-IO = {"name": str, "shape": [dim], "?dtype": str}
-TOLERANCE = {str: {"atol": NUM, "min_cosine": NUM}}
-GRAPH = {"name": str, "file": str, "inputs": [IO], "outputs": [IO], "?tolerance": TOLERANCE,
-         "?artifacts": {str: str}, "?flops": nullable(int)}
-MANIFEST = {
-    "format": str, "schema_version": [int], "lerobot_edge_version": str, "policy": {"type": str},
-    "source": dict, "target": str, "precision": str, "opset": int, "files": {str: [str]}, "graphs": [GRAPH],
-    "observations": {str: {"kind": one_of("image", "state", "env_state"), "shape": [pos_int],
-                           "graph_input": str}},
-    "action": {"key": str, "shape": [pos_int]}, "normalization": {str: str}, "runtime": {"kind": str},
-    "validation": dict, "?cameras": [str], "?rename_map": {str: str}, "?noise_shape": nullable([dim]),
-}
-
-
-def _error(value: Any, spec: Any, where: str) -> str | None:
-    if isinstance(spec, dict):
-        if not isinstance(value, dict):
-            return f"{where or 'manifest'}: expected an object"
-        for key, sub in spec.items():
-            if key is str:
-                for k, v in value.items():
-                    if err := _error(v, sub, f"{where}.{k}" if where else str(k)):
-                        return err
-                continue
-            name = key.lstrip("?")
-            if name not in value:
-                if key.startswith("?"):
-                    continue
-                return f"{where + '.' if where else ''}{name}: missing"
-            if err := _error(value[name], sub, f"{where}.{name}" if where else name):
-                return err
-        return None
-    if isinstance(spec, list):
-        if not isinstance(value, list):
-            return f"{where}: expected a list"
-        for i, v in enumerate(value):
-            if err := _error(v, spec[0], f"{where}[{i}]"):
-                return err
-        return None
-    if isinstance(spec, (type, tuple)):
-        types = spec if isinstance(spec, tuple) else (spec,)
-        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-        return None if ok else f"{where}: expected {' or '.join(t.__name__ for t in types)}, got {type(value).__name__}"
-    err = spec(value)
-    return f"{where}: expected {err}, got {value!r:.40}" if err else None
+    schema = json.loads(files(__package__).joinpath("manifest.schema.json").read_text(encoding="utf-8"))
+    base = jsonschema.Draft202012Validator
+    # JSON Schema counts 1.0 as an integer; shapes and opsets reach numpy and onnx, so only a JSON integer is one
+    ints = base.TYPE_CHECKER.redefine("integer", lambda _, v: isinstance(v, int) and not isinstance(v, bool))
+    return jsonschema.validators.extend(base, type_checker=ints)(schema)
 
 
 def check_manifest(m: dict) -> None:
-    err = _error(m, MANIFEST, "")
-    if err:
-        raise BundleError(f"malformed manifest: {err}")
+    """Raise a BundleError for the most relevant schema violation of `m` (jsonschema's best_match)."""
+    from jsonschema.exceptions import best_match
+
+    if (err := best_match(_validator().iter_errors(m))) is not None:
+        raise BundleError(f"manifest.json: {_message(err)}")
+
+
+def _message(err) -> str:
+    """'<field path>: <what was expected>, got <what was there>' for one jsonschema ValidationError."""
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path).lstrip(".")
+    value, kind, schema = err.instance, err.validator, err.schema
+    if kind == "required":
+        return f"{where + '.' if where else ''}{next(k for k in err.validator_value if k not in value)}: missing"
+    if kind == "additionalProperties":
+        unknown = sorted(set(value) - set(schema.get("properties", {})))
+        return (f"{where or 'top level'}: unknown field(s) {unknown} for schema {SCHEMA_VERSION[0]}."
+                f"{SCHEMA_VERSION[1]} (written by a newer lerobot-edge?)")
+    got = f"{value!r:.40}"
+    if kind == "enum":
+        expected = f"one of {schema['enum']}"
+    elif "description" in schema:
+        expected = schema["description"]
+    elif kind == "type":
+        types = [err.validator_value] if isinstance(err.validator_value, str) else err.validator_value
+        expected, got = " or ".join(_TYPES[t] for t in types), type(value).__name__
+    else:
+        return f"{where}: {err.message:.200}"
+    return f"{where}: expected {expected}, got {got}"

@@ -59,6 +59,32 @@ def test_future_schema_and_unknown_fields_are_refused(bundle_copy):
         Bundle.open(bundle_copy, verify=False)
 
 
+def test_manifest_schema_is_a_valid_json_schema_shipped_in_the_package():
+    import jsonschema
+    from importlib.resources import files
+
+    jsonschema.Draft202012Validator.check_schema(json.loads(files("lerobot_edge").joinpath(
+        "manifest.schema.json").read_text()))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m["graphs"][0]["inputs"][0]["shape"].__setitem__(1, -3),
+     "manifest.json: graphs[0].inputs[0].shape[1]: expected a positive integer or an axis name, got -3"),
+    (lambda m: m["graphs"][0]["inputs"][0]["shape"].__setitem__(1, 6.0), "shape[1]: expected a positive integer"),
+    (lambda m: m["graphs"][0]["inputs"][0].update(surprise=1),
+     "graphs[0].inputs[0]: unknown field(s) ['surprise'] for schema 1.0"),
+    (lambda m: m["graphs"][0].update(flops="many"), "graphs[0].flops: expected int or null, got str"),
+    (lambda m: m["graphs"][0].pop("file"), "graphs[0].file: missing"),
+    (lambda m: m.update(noise_shape=["batch", 0]), "noise_shape[1]: expected a positive integer or an axis name"),
+    (lambda m: m.update(schema_version=[1]), "schema_version: expected [major, minor], got [1]"),
+])
+def test_schema_errors_name_the_field(bundle_copy, edit, message):
+    _edit_manifest(bundle_copy, edit)
+    with pytest.raises(BundleError) as e:
+        Bundle.open(bundle_copy, verify=False)
+    assert message in str(e.value)
+
+
 @pytest.mark.parametrize("bad", ["../outside.onnx", "/etc/passwd", "a/../../b"])
 def test_paths_escaping_the_bundle_are_refused(bundle_copy, bad):
     _edit_manifest(bundle_copy, lambda m: m["graphs"][0].update(file=bad))

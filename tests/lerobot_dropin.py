@@ -13,7 +13,7 @@ from lerobot.policies.act.modeling_act import ACTPolicy
 from lerobot.policies.factory import make_pre_post_processors
 from lerobot.utils.control_utils import predict_action
 
-from lerobot_edge.robots import LeRobotPolicy
+from lerobot_edge.integrations.lerobot import LeRobotPolicy
 
 ckpt, bundle, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 reference = ACTPolicy.from_pretrained(ckpt)

@@ -114,3 +114,15 @@ def test_one_table_for_targets():
             assert t.validate_with in registry.BACKENDS
     assert registry.default_backend("unknown") == "onnxruntime"
     assert registry.backend_file_sets("openvino") == ("common", "openvino", "onnx")
+
+
+def test_old_dropin_name_still_imports_with_a_deprecation_warning():
+    import subprocess
+    import sys
+
+    code = ("import warnings\nwith warnings.catch_warnings(record=True) as w:\n    warnings.simplefilter('always')\n"
+            "    from lerobot_edge.robots import LeRobotPolicy\n"
+            "from lerobot_edge.integrations.lerobot import LeRobotPolicy as New\n"
+            "assert LeRobotPolicy is New and any(issubclass(x.category, DeprecationWarning) for x in w)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr

@@ -1,5 +1,10 @@
-"""Fitting into LeRobot code users already run (needs the `[robots]` extra: torch and lerobot, lazily)."""
+"""Deprecated name of `lerobot_edge.integrations.lerobot` (the LeRobot drop-in wrapper); kept so existing scripts
+keep working."""
 
-from .lerobot_policy import LeRobotPolicy
+import warnings
 
+from ..integrations.lerobot import LeRobotPolicy
+
+warnings.warn("lerobot_edge.robots is deprecated: use `from lerobot_edge.integrations.lerobot import LeRobotPolicy`",
+              DeprecationWarning, stacklevel=2)
 __all__ = ["LeRobotPolicy"]

@@ -107,20 +107,12 @@ def stream_safetensors(path: Path, shapes: dict[str, tuple], seed: int) -> int:
 
 def write_metadata(d: Path, body: dict, seed: int, vocab: int) -> None:
     """config.json, the synthetic tokenizer and the processor files (stats, tokenizer step) as LeRobot saves them."""
-    from lerobot_edge.testing.checkpoints.layout import random_stats, write_processors
+    from lerobot_edge.testing.checkpoints.layout import write_vla_processors
     from lerobot_edge.testing.checkpoints.pi import write_tokenizer
 
     tok = write_tokenizer(d / "tokenizer", vocab)
     (d / "config.json").write_text(json.dumps(body, indent=2))
-    feats = body["input_features"]
-    write_processors(d, feats, body["output_features"], body["normalization_mapping"],
-                     random_stats({**feats, **body["output_features"]}, seed), step_index=4)
-    pre = json.loads((d / "policy_preprocessor.json").read_text())
-    for step in pre["steps"]:
-        if step["registry_name"] == "tokenizer_processor":
-            step["config"] = {"tokenizer_name": str(tok), "max_length": body["tokenizer_max_length"],
-                              "padding_side": "right", "padding": "max_length", "truncation": True}
-    (d / "policy_preprocessor.json").write_text(json.dumps(pre, indent=2))
+    write_vla_processors(d, body, tok, seed)
 
 
 def main() -> None:

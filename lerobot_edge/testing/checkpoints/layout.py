@@ -84,3 +84,17 @@ def write_processors(d: Path, input_features: dict, output_features: dict, norm_
     (d / "policy_postprocessor.json").write_text(json.dumps(post, indent=2))
     save_safetensors(d / pre_state, flat)
     save_safetensors(d / post_state, flat)
+
+
+def write_vla_processors(d: Path, body: dict, tokenizer: Path, seed: int, padding: str = "max_length") -> None:
+    """A VLA's processor files as LeRobot 0.6 saves them: normalizer stats at step 4, and the tokenizer step
+    naming `tokenizer` (a local directory: the real ones are gated or large) with the config's max length."""
+    feats, outs = body["input_features"], body["output_features"]
+    write_processors(d, feats, outs, body["normalization_mapping"], random_stats({**feats, **outs}, seed),
+                     step_index=4)
+    pre = json.loads((d / "policy_preprocessor.json").read_text())
+    for step in pre["steps"]:
+        if step["registry_name"] == "tokenizer_processor":
+            step["config"] = {"tokenizer_name": str(tokenizer), "max_length": body["tokenizer_max_length"],
+                              "padding_side": "right", "padding": padding, "truncation": True}
+    (d / "policy_preprocessor.json").write_text(json.dumps(pre, indent=2))

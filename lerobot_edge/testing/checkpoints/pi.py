@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import random_stats, random_weights, write_processors
+from .layout import random_weights, write_vla_processors
 
 WORDS = ("pick put place the a an red blue green cube block bowl up down left right into on of and to grasp "
          "open close drawer move arm gripper task state action").split()
@@ -90,15 +90,7 @@ def write_pi0_checkpoint(d: Path, tokenizer_dir: Path, *, cameras: dict[str, tup
         weights["model.paligemma_with_expert.paligemma.lm_head.weight"] = weights.pop(embed)
     from safetensors.numpy import save_file
     save_file(weights, str(d / "model.safetensors"))
-    feats = body["input_features"]
-    stats = random_stats({**feats, **body["output_features"]}, seed)
-    write_processors(d, feats, body["output_features"], body["normalization_mapping"], stats, step_index=4)
-    pre = json.loads((d / "policy_preprocessor.json").read_text())
-    for step in pre["steps"]:
-        if step["registry_name"] == "tokenizer_processor":
-            step["config"] = {"tokenizer_name": str(tokenizer_dir), "max_length": body["tokenizer_max_length"],
-                              "padding_side": "right", "padding": "max_length", "truncation": True}
-    (d / "policy_preprocessor.json").write_text(json.dumps(pre, indent=2))
+    write_vla_processors(d, body, tokenizer_dir, seed)
     return d
 
 

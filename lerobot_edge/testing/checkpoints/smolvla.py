@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import random_stats, random_weights, write_processors
+from .layout import random_weights, write_vla_processors
 
 WORDS = ("pick put place the a an red blue green cube block bowl up down left right into on of and to grasp "
          "open close drawer move arm gripper task state action").split()
@@ -113,15 +113,7 @@ def write_smolvla_checkpoint(d: Path, vlm_dir: Path, *, cameras: dict[str, tuple
     cameras = cameras or {"observation.images.top": (3, 48, 64), "observation.images.wrist": (3, 40, 40)}
     body = smolvla_config_body(vlm_dir, cameras, state_dim, action_dim, **config)
     (d / "config.json").write_text(json.dumps(body, indent=2))
-    feats = body["input_features"]
-    stats = random_stats({**feats, **body["output_features"]}, seed)
-    write_processors(d, feats, body["output_features"], body["normalization_mapping"], stats, step_index=4)
-    pre = json.loads((d / "policy_preprocessor.json").read_text())
-    for step in pre["steps"]:
-        if step["registry_name"] == "tokenizer_processor":
-            step["config"] = {"tokenizer_name": str(vlm_dir), "max_length": body["tokenizer_max_length"],
-                              "padding_side": "right", "padding": "longest", "truncation": True}
-    (d / "policy_preprocessor.json").write_text(json.dumps(pre, indent=2))
+    write_vla_processors(d, body, vlm_dir, seed, padding="longest")
     cfg = SmolVLAConfig.from_checkpoint(_config_only(d))
     with torch.device("meta"):
         shapes = {k: tuple(v.shape) for k, v in SmolVLAWeights(cfg).state_dict().items()}

@@ -5,7 +5,8 @@ The CLI's `export` and `validate --against` call exactly these."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+
+from .progress import ProgressLike
 
 __all__ = ["export", "validate_bundle"]
 
@@ -15,7 +16,7 @@ def export(source: str | Path, output: str | Path | None = None, target: str = "
            accept_accuracy: bool = False, tokenizer: str | None = None, vlm: str | None = None,
            base: str | None = None, rename_map: dict | None = None, calibration: str | None = None,
            rtc_exact: bool = False, fuse_loop: bool = False, overwrite: bool = False,
-           progress: Callable[[str], None] | None = None) -> Path:
+           progress: ProgressLike = None) -> Path:
     """Export a LeRobot checkpoint (local dir or Hub repo id) to a bundle directory `output`; -> its path.
     output=None: ./<name>-<target>[-<precision>], <name> from the source (paths.default_output_dir), e.g.
     `act_aloha_sim_insertion_human-trt`; an existing one is refused unless overwrite=True.
@@ -29,6 +30,7 @@ def export(source: str | Path, output: str | Path | None = None, target: str = "
     Policy options: tokenizer (VLAs: tokenizer.json file, directory or Hub id), vlm (SmolVLA: the VLM config
     when vlm_model_name cannot be reached), rtc_exact (pi family: the `denoise_rtc` graph), fuse_loop
     (Diffusion DDIM: one graph), base (the base of a PEFT/LoRA checkpoint), rename_map (robot key -> feature).
+    progress: a `lerobot_edge.progress.Progress`, or a callable given each phase's message (default: logged).
     """
     from .exporters.pipeline import export_bundle  # torch from here on
 
@@ -40,7 +42,7 @@ def export(source: str | Path, output: str | Path | None = None, target: str = "
 
 def validate_bundle(bundle: str | Path, against: str | Path, *, backend: str | None = None,
                     policy_type: str | None = None, revision: str | None = None,
-                    backend_options: dict | None = None, progress: Callable[[str], None] | None = None) -> dict:
+                    backend_options: dict | None = None, progress: ProgressLike = None) -> dict:
     """Re-run the export validation of `bundle` against the checkpoint `against` (local dir or Hub id); -> the
     report (as stored in manifests, plus "same_weights"). Raises ValidationError when a graph fails."""
     from .exporters.validate import validate_bundle as run  # torch from here on

@@ -4,14 +4,15 @@ recorded actions (a sanity check of the policy on the user's own data, never a g
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from .dataset import LeRobotDataset
 from .errors import ValidationError
 from .kernels.normalize import action_scale
+from .progress import Progress, ProgressLike, as_progress
 from .runtime import load_policy
 
 REFERENCE_ATOL = 1e-4  # normalized units, fp32 bundles
@@ -20,8 +21,8 @@ REFERENCE_ATOL = 1e-4  # normalized units, fp32 bundles
 def replay_dataset(bundle: str | Path, dataset: str | Path, *, episodes: list[int] | None = None,
                    against: str | Path | None = None, backend: str | None = None, revision: str | None = None,
                    max_frames: int | None = None, plot: str | Path | None = None,
-                   progress: Callable[[str], None] | None = None) -> dict:
-    say = progress or (lambda m: None)
+                   progress: ProgressLike = None) -> dict:
+    progress = as_progress(progress)
     policy = load_policy(bundle, backend)
     reference = None
     if against is not None:
@@ -32,8 +33,7 @@ def replay_dataset(bundle: str | Path, dataset: str | Path, *, episodes: list[in
     scale = np.asarray(action_scale(mode, policy.bundle.stats().get(policy.action_key, {})), np.float32)
     results, traces = [], None
     for ep_index in episodes if episodes is not None else sorted(ds.episodes):
-        say(f"replaying episode {ep_index}")
-        rep, trace = _episode(ds, ds.episode(ep_index), policy, reference, scale, max_frames)
+        rep, trace = _episode(ds, ds.episode(ep_index), policy, reference, scale, max_frames, progress)
         results.append(rep)
         traces = traces or trace
     fp32 = policy.manifest["precision"] == "fp32"
@@ -48,14 +48,13 @@ def replay_dataset(bundle: str | Path, dataset: str | Path, *, episodes: list[in
     return report
 
 
-def _episode(ds, ep, policy, reference, scale, max_frames):
+def _episode(ds, ep, policy, reference, scale, max_frames, progress: Progress):
     policy.reset()
     if reference is not None:
         reference.reset()
     pred, rec, ref = [], [], []
-    for i, (obs, action) in enumerate(ds.frames(ep)):
-        if max_frames is not None and i >= max_frames:
-            break
+    n = len(ep.rows["timestamp"]) if max_frames is None else min(len(ep.rows["timestamp"]), max_frames)
+    for obs, action in progress.track(itertools.islice(ds.frames(ep), n), f"replaying episode {ep.index}", n):
         pred.append(policy.select_action(obs))
         if action is not None:
             rec.append(action)

@@ -13,30 +13,34 @@ from .accuracy import compare
 from .backends import get_backend
 from .bundle import Bundle
 from .errors import BundleError, ValidationError
+from .progress import ProgressLike, as_progress
 from .registry import default_backend
 
 
 def selftest(bundle: str, backend: str | None = None, *, backend_options: Mapping[str, Any] | None = None,
-             iterations: int = 20) -> dict:
-    """Run every graph on its stored inputs; raise ValidationError (report attached) when one fails."""
+             iterations: int = 20, progress: ProgressLike = None) -> dict:
+    """Run every graph on its stored inputs; raise ValidationError (report attached) when one fails. Progress:
+    a phase per graph loaded (a TensorRT engine build reports its own phases), a count of timed runs."""
     head = Bundle.open(bundle, verify=False)
     name = backend or default_backend(head.manifest["target"])
     cls = get_backend(name)
     options = cls.check_options(backend_options or {})
     b = Bundle.open(bundle, name)
-    runner, graphs, lines = cls(), {}, []
+    progress = as_progress(progress)
+    runner, graphs, lines = cls(progress), {}, []
     for spec in b.graphs.values():
         data = b.validation_data(spec.name)
         if data is None:
             raise BundleError(f"{bundle}: no validation/{spec.name}.npz to self-test with")
         inputs = {k[len("input."):]: v for k, v in data.items() if k.startswith("input.")}
         expected = {k[len("output."):]: v for k, v in data.items() if k.startswith("output.")}
+        progress.step(f"loading graph '{spec.name}' with {name}")
         t0 = time.perf_counter()
         session = runner.load(spec, b, options)
         load_s = time.perf_counter() - t0
         actual = session.run(inputs)
         times = []
-        for _ in range(iterations):
+        for _ in progress.track(range(iterations), f"timing graph '{spec.name}' ({iterations} runs)"):
             t0 = time.perf_counter()
             session.run(inputs)
             times.append(time.perf_counter() - t0)

@@ -25,7 +25,7 @@ policy = load_policy(sys.argv[1])
 a = policy.select_action({"observation.state": np.zeros(6, np.float32),
                           "observation.images.top": np.zeros((48, 64, 3), np.uint8)})
 assert a.shape == (4,), a.shape
-mods = [m for m in sys.modules if m.startswith(("torch", "lerobot_edge.policies.", "lerobot_edge.exporters"))
+mods = [m for m in sys.modules if m.startswith(("torch", "rich", "lerobot_edge.policies.", "lerobot_edge.exporters"))
         and sys.modules[m] is not None]
 assert not mods, mods
 print("ok")

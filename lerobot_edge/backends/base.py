@@ -18,6 +18,7 @@ import numpy as np
 
 from ..bundle import Bundle, GraphSpec
 from ..errors import BackendUnavailableError, ObservationError
+from ..progress import ProgressLike, as_progress
 from ..registry import BACKENDS, load
 
 DeviceTensor = Any  # backend-specific handle (OrtValue, ov.Tensor, TensorRT device buffer)
@@ -37,6 +38,9 @@ class Backend(ABC):
     module: str = ""          # the Python module that must import for this backend to be available
     install_hint: str = ""
     options: dict[str, str] = {}   # backend_options keys this backend accepts -> what they mean
+
+    def __init__(self, progress: ProgressLike = None):
+        self.progress = as_progress(progress)  # where long loads report (a TensorRT engine build)
 
     @classmethod
     def is_available(cls) -> bool:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import warnings
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -19,6 +21,7 @@ import numpy as np
 
 from ..bundle import Bundle, GraphSpec, sha256_file
 from ..errors import BackendUnavailableError, BundleError
+from ..progress import Progress
 from .base import Backend, check_feed
 from .tensorrt_plan import PLAN_FORMAT, engine_cache_key, keep_fp32
 
@@ -60,8 +63,51 @@ class DeviceBuffer:
             pass
 
 
-def build_engine(trt, onnx_path: Path, plan: dict) -> bytes:
-    """Serialized engine from the ONNX and its build plan (TensorRT 10 builder API)."""
+def progress_monitor(trt, progress: Progress):
+    """The builder's phases (an IProgressMonitor: TensorRT >= 10; None before) as progress tasks, nested phases
+    indented. TensorRT calls it from its own threads, from C++ that cannot take a Python exception: none escape."""
+    if not hasattr(trt, "IProgressMonitor"):
+        return None
+
+    class Monitor(trt.IProgressMonitor):
+        def __init__(self):
+            trt.IProgressMonitor.__init__(self)
+            self.lock, self.phases = threading.Lock(), {}   # name -> (depth, ExitStack, advance)
+
+        def phase_start(self, phase_name, parent_phase, num_steps):
+            try:
+                with self.lock:
+                    depth = self.phases[parent_phase][0] + 1 if parent_phase in self.phases else 0
+                    stack = ExitStack()
+                    advance = stack.enter_context(progress.task("  " * depth + phase_name, num_steps))
+                    self.phases[phase_name] = (depth, stack, advance)
+            except Exception:
+                log.debug("progress monitor", exc_info=True)
+
+        def step_complete(self, phase_name, step):
+            try:
+                with self.lock:
+                    if phase_name in self.phases:
+                        self.phases[phase_name][2]()
+            except Exception:
+                log.debug("progress monitor", exc_info=True)
+            return True  # False would cancel the build
+
+        def phase_finish(self, phase_name):
+            try:
+                with self.lock:
+                    entry = self.phases.pop(phase_name, None)
+                    if entry:
+                        entry[1].close()
+            except Exception:
+                log.debug("progress monitor", exc_info=True)
+
+    return Monitor()
+
+
+def build_engine(trt, onnx_path: Path, plan: dict, monitor=None) -> bytes:
+    """Serialized engine from the ONNX and its build plan (TensorRT 10 builder API); `monitor` (see
+    progress_monitor) must outlive the build, so the caller holds it."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if plan["strongly_typed"] else 0
@@ -71,6 +117,8 @@ def build_engine(trt, onnx_path: Path, plan: dict) -> bytes:
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise BundleError(f"TensorRT cannot parse {onnx_path.name}: {errors}")
     config = builder.create_builder_config()
+    if monitor is not None:
+        config.progress_monitor = monitor
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(plan["workspace_bytes"]))
     config.builder_optimization_level = int(plan["builder_optimization_level"])
     for flag in plan["builder_flags"]:
@@ -175,7 +223,9 @@ class TensorRTBackend(Backend):
             return path.read_bytes()
         warnings.warn(f"building the TensorRT engine for {plan['graph']!r} ({plan['precision']}); this takes minutes "
                       "and is cached for this GPU and TensorRT version", stacklevel=4)
-        engine = build_engine(trt, onnx_path, plan)
+        monitor = progress_monitor(trt, self.progress)
+        with self.progress.task(f"building the TensorRT engine for {plan['graph']!r} ({plan['precision']})"):
+            engine = build_engine(trt, onnx_path, plan, monitor)
         cache.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_bytes(engine)

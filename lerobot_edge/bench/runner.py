@@ -4,16 +4,17 @@ stage; cold start; FLOPs against the measured GEMM peak; the control rates the l
 
 from __future__ import annotations
 
+import itertools
 import resource
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from ..bundle import Bundle
+from ..progress import Progress, ProgressLike, as_progress
 from ..registry import runtime_class
 from .machine import gemm_peak_gflops, machine_record
 
@@ -55,7 +56,7 @@ def _is_bundle(p: Path) -> bool:
     return (p / "manifest.json").is_file()
 
 
-def _prepare(source: Path, cfg: BenchConfig, workdir: Path, say: Callable) -> tuple[list[Variant], str | None]:
+def _prepare(source: Path, cfg: BenchConfig, workdir: Path, progress: Progress) -> tuple[list[Variant], str | None]:
     """Bundles for every (backend, precision) asked for; returns the variants and the checkpoint (for torch)."""
     from ..registry import TARGETS
 
@@ -84,7 +85,7 @@ def _prepare(source: Path, cfg: BenchConfig, workdir: Path, say: Callable) -> tu
                 continue
             dst = workdir / f"{target.name}-{p}"
             if not dst.exists():
-                say(f"exporting {source} to {target.name} ({p})")
+                progress.step(f"exporting {source} to {target.name} ({p})")
                 export(source, dst, target.name, policy_type=cfg.policy_type, precision=p, accept_accuracy=True)
             variants.append(Variant(f"{b}/{p}", b, p, dst))
     return variants, str(source)
@@ -133,9 +134,14 @@ def _noise(manifest: dict, seed: int):
     return rng.standard_normal(shape).astype(np.float32)
 
 
-def _chunk_rounds(live: list[Variant], obs: list[dict], noise, cfg: BenchConfig, say) -> dict[str, dict]:
+def _chunk_rounds(live: list[Variant], obs: list[dict], noise, cfg: BenchConfig, progress: Progress
+                  ) -> dict[str, dict]:
     stages: dict[str, dict[str, list[float]]] = {v.name: {} for v in live}
-    for it in range(cfg.warmup + cfg.iterations):
+    rounds = itertools.chain(
+        progress.track(range(cfg.warmup), "warming up"),
+        progress.track(range(cfg.warmup, cfg.warmup + cfg.iterations),
+                       f"timing {cfg.iterations} interleaved rounds over {len(live)} backend(s)"))
+    for it in rounds:
         order = live[it % len(live):] + live[: it % len(live)]  # rotate who goes first
         for v in order:
             v.policy.predict_action_chunk(obs[it % len(obs)], noise=noise)
@@ -143,17 +149,16 @@ def _chunk_rounds(live: list[Variant], obs: list[dict], noise, cfg: BenchConfig,
             if it >= cfg.warmup:
                 for stage, sec in v.policy.timings.items():
                     stages[v.name].setdefault(stage, []).append(sec)
-        if it == cfg.warmup:
-            say(f"timing {cfg.iterations} interleaved rounds over {len(live)} backend(s)")
     return stages
 
 
-def _select_rounds(live: list[Variant], obs: list[dict], noise, rounds: int) -> tuple[dict, dict]:
+def _select_rounds(live: list[Variant], obs: list[dict], noise, rounds: int, progress: Progress
+                   ) -> tuple[dict, dict]:
     """select_action over one full queue (n_action_steps calls, one chunk computed): the amortized cost per
     call, and the cost of a call served from the queue (what an async loop pays per tick)."""
     amortized: dict[str, list[float]] = {v.name: [] for v in live}
     queued: dict[str, list[float]] = {v.name: [] for v in live}
-    for r in range(rounds):
+    for r in progress.track(range(rounds), "timing select_action over full queues"):
         for v in live:
             n = max(1, int(getattr(v.policy, "n_action_steps", 1)))
             v.policy.reset()
@@ -174,29 +179,27 @@ def control_rates(chunk_p99_ms: float, step_p99_ms: float, n_action_steps: int) 
     return {"sync_hz": round(sync, 1), "async_hz": round(asyn, 1)}
 
 
-def run_bench(source: str | Path, cfg: BenchConfig | None = None, progress: Callable | None = None,
+def run_bench(source: str | Path, cfg: BenchConfig | None = None, progress: ProgressLike = None,
               workdir: str | Path | None = None) -> dict:
     """Benchmark a checkpoint (exported here for each backend/precision) or a bundle. Returns the report
     (see bench/schema.json)."""
     cfg = cfg or BenchConfig()
-    say = progress or (lambda msg: None)
+    progress = as_progress(progress)
     machine = machine_record()  # the GEMM probe first, on a quiet machine
     with tempfile.TemporaryDirectory(prefix="lerobot-edge-bench-") as tmp:
-        variants, ckpt = _prepare(Path(source), cfg, Path(workdir or tmp), say)
+        variants, ckpt = _prepare(Path(source), cfg, Path(workdir or tmp), progress)
         first = next(v for v in variants if not v.skipped)
         manifest = Bundle.open(first.bundle).manifest
         obs, noise = _observations(manifest, 8, cfg.seed), _noise(manifest, cfg.seed)
         for v in variants:
             if not v.skipped:
-                say(f"loading {v.name} (cold start)")
+                progress.step(f"loading {v.name} (cold start)")
                 _load(v, ckpt, cfg, obs[0], noise)
         live = [v for v in variants if not v.skipped]
         if not live:
             raise RuntimeError("no backend could run: " + "; ".join(f"{v.name}: {v.skipped}" for v in variants))
-        say("warming up")
-        stages = _chunk_rounds(live, obs, noise, cfg, say)
-        say("timing select_action over full queues")
-        amortized, queued = _select_rounds(live, obs, noise, max(2, cfg.iterations // 10))
+        stages = _chunk_rounds(live, obs, noise, cfg, progress)
+        amortized, queued = _select_rounds(live, obs, noise, max(2, cfg.iterations // 10), progress)
         # probe again: a core taken by another process during the first probe would understate the ceiling
         machine["gemm_peak_gflops"] = round(max(machine["gemm_peak_gflops"], gemm_peak_gflops()), 1)
         return _report(source, cfg, manifest, variants, stages, amortized, queued, machine)

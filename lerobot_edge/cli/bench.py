@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args, steps) -> int:
+def run(args, progress) -> int:
     import json
 
     from ..bench import BenchConfig, run_bench
@@ -28,8 +28,8 @@ def run(args, steps) -> int:
     cfg = BenchConfig(backends=tuple(args.backends.split(",")), precisions=tuple(args.precision.split(",")),
                       iterations=args.iterations, warmup=args.warmup, threads=args.threads,
                       policy_type=args.policy_type)
-    report = run_bench(args.source, cfg, progress=steps)
-    steps.done()
+    report = run_bench(args.source, cfg, progress=progress)
+    progress.close()
     print(text_table(report))
     if args.json:
         with open(args.json, "w") as f:

@@ -38,15 +38,15 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args, steps) -> int:
+def run(args, progress) -> int:
     from ..api import export
 
     path = export(args.source, args.output, args.target, policy_type=args.policy_type, revision=args.revision,
                   precision=args.precision, opset=args.opset, validate=not args.no_validate,
                   accept_accuracy=args.accept_accuracy, calibration=args.calibration, rename_map=args.rename_map,
                   base=args.base, tokenizer=args.tokenizer, vlm=args.vlm, fuse_loop=args.fuse_loop, rtc_exact=args.rtc_exact,
-                  overwrite=args.overwrite, progress=steps)
-    steps.done()
+                  overwrite=args.overwrite, progress=progress)
+    progress.close()
     if args.output is None:
         print(f"bundle written to {path}/ (no --output: ./<source name>-<target>)", file=sys.stderr)
     print(path)

@@ -11,7 +11,6 @@ import os
 import sys
 
 from . import bench, doctor, export, info, push, run, selftest, validate
-from .progress import Steps
 
 COMMANDS = [export, info, validate, selftest, bench, doctor, push, run]
 
@@ -31,30 +30,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from ..errors import LeRobotEdgeError
+    from .progress import ConsoleLog, make_progress  # rich: imported by the CLI only
 
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    progress = make_progress(quiet=getattr(args, "quiet", False))
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, handlers=[ConsoleLog(progress.console)])  # log lines above the live rows
     if not args.verbose:
         _quiet_exporters()
-    steps = Steps(quiet=getattr(args, "quiet", False))
     try:
-        return args.func(args, steps)
+        code = args.func(args, progress)
+        progress.close()
+        return code
     except LeRobotEdgeError as e:
-        steps.done()
+        progress.close(failed=True)
         if args.verbose:
             raise
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return e.exit_code
     except (ValueError, FileNotFoundError) as e:
-        steps.done()
+        progress.close(failed=True)
         if args.verbose:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        steps.done()
+        progress.close(failed=True)
         print("interrupted", file=sys.stderr)
         return 130
+    except BaseException:
+        progress.close(failed=True)
+        raise
 
 
 def _quiet_exporters() -> None:

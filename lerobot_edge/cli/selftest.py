@@ -12,14 +12,16 @@ def add_parser(sub) -> None:
     p.add_argument("--device", help="backend device, e.g. cuda:0, GPU, NPU")
     p.add_argument("--iterations", type=int, default=20)
     p.add_argument("--json", help="write the report")
+    p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=run)
 
 
-def run(args, steps) -> int:
+def run(args, progress) -> int:
     from ..selftest import selftest
 
     report = selftest(args.bundle, args.backend, backend_options={"device": args.device} if args.device else None,
-                      iterations=args.iterations)
+                      iterations=args.iterations, progress=progress)
+    progress.close()
     print("\n".join(report["lines"]))
     print(f"selftest passed with {report['backend']} ({report['precision']})")
     if args.json:

@@ -20,15 +20,15 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args, steps) -> int:
+def run(args, progress) -> int:
     if args.dataset:
         from ..replay import replay_dataset
 
         episodes = [int(e) for e in args.episodes.split(",")] if args.episodes else None
         report = replay_dataset(args.bundle, args.dataset, episodes=episodes, against=args.against,
                                 backend=args.backend, revision=args.revision, max_frames=args.max_frames,
-                                plot=args.plot, progress=steps)
-        steps.done()
+                                plot=args.plot, progress=progress)
+        progress.close()
         for r in report["episodes"]:
             ref = f", vs PyTorch max {r['vs_reference_max']:.2e}" if "vs_reference_max" in r else ""
             rec = f"vs recorded mean {r['vs_recorded_mean']:.3f}" if "vs_recorded_mean" in r else ""
@@ -39,8 +39,8 @@ def run(args, steps) -> int:
         from ..api import validate_bundle
 
         report = validate_bundle(args.bundle, args.against, backend=args.backend, policy_type=args.policy_type,
-                                 revision=args.revision, progress=steps)
-        steps.done()
+                                 revision=args.revision, progress=progress)
+        progress.close()
         print("\n".join(report["lines"]))
         if not report["same_weights"]:
             print("note: the checkpoint's weights differ from the bundle's source (sha256)")

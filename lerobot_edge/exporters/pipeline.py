@@ -12,7 +12,6 @@ import datetime as _dt
 import logging
 import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -21,21 +20,21 @@ from ..bundle import Bundle, BundleWriter, GraphSpec
 from ..checkpoint import load_checkpoint
 from ..errors import ValidationError
 from ..paths import default_output_dir
+from ..progress import Progress, ProgressLike, as_progress
 from ..registry import TargetSpec, target_spec
-from .validate import VALIDATION_TRIALS, validate_graphs
+from .validate import validate_graphs
 
 log = logging.getLogger(__name__)
-Progress = Callable[[str], None]
 
 
 def export_bundle(source: str | Path, output: str | Path | None, target: str = "onnx", *, policy_type: str | None = None,
                   revision: str | None = None, precision: str = "fp32", opset: int = 18, validate: bool = True,
                   accept_accuracy: bool = False, tokenizer: str | None = None, base: str | None = None,
                   rename_map: dict | None = None, calibration: str | None = None, overwrite: bool = False,
-                  progress: Progress | None = None, **plan_options) -> Path:
+                  progress: ProgressLike = None, **plan_options) -> Path:
     """`lerobot_edge.export` (see its docstring); `plan_options` go to the policy's build_plan (vlm, rtc_exact,
     fuse_loop: a policy that takes no such option refuses it)."""
-    say = progress or (lambda msg: log.info(msg))
+    progress = as_progress(progress or log.info)
     tgt = _check_options(target, precision, opset, calibration)
     output = default_output_dir(source, target, precision) if output is None else output
     writer = BundleWriter(output, overwrite=overwrite)   # an existing output is refused before any slow work
@@ -43,19 +42,19 @@ def export_bundle(source: str | Path, output: str | Path | None, target: str = "
     try:
         from ..policies import build_plan  # torch from here on
 
-        say(f"reading checkpoint {source}")
+        progress.step(f"reading checkpoint {source}")
         ckpt = load_checkpoint(source, policy_type=policy_type, revision=revision, base=base)
         if ckpt.base_path is not None:
-            say(f"merging the LoRA adapter into {ckpt.base_path}")
-        say(f"building {ckpt.policy_type} modules and loading weights (strict)")
+            progress.step(f"merging the LoRA adapter into {ckpt.base_path}")
+        progress.step(f"building {ckpt.policy_type} modules and loading weights (strict)")
         plan = build_plan(ckpt, **plan_options)
-        _write_files(plan, writer, tokenizer, say)
-        specs = _export_graphs(plan, writer, tgt, precision, opset, calibration, say)
+        _write_files(plan, writer, tokenizer, progress)
+        specs = _export_graphs(plan, writer, tgt, precision, opset, calibration, progress)
         writer.write_stats(plan.stats)
         manifest = _manifest(ckpt, plan, specs, target, precision, opset)
         manifest["rename_map"] = _rename_map(ckpt, plan, rename_map)
         if validate:
-            manifest["validation"] = _validate(plan, specs, writer, manifest, tgt, precision, accept_accuracy, say)
+            manifest["validation"] = _validate(plan, specs, writer, manifest, tgt, precision, accept_accuracy, progress)
         path = writer.finish(manifest)
     except BaseException:
         writer.abort()
@@ -81,27 +80,27 @@ def _check_options(target: str, precision: str, opset: int, calibration: str | N
     return tgt
 
 
-def _write_files(plan, writer: BundleWriter, tokenizer: str | None, say: Progress) -> None:
+def _write_files(plan, writer: BundleWriter, tokenizer: str | None, progress: Progress) -> None:
     """The files beside the graphs: a VLA's tokenizer.json (others refuse tokenizer=), the plan's extra files
     (e.g. pi0's language embedding table, gathered on the host)."""
     from .tokenizer import add_tokenizer
 
     add_tokenizer(writer, plan, tokenizer)
     for rel, write in plan.extra_files.items():
-        say(f"writing {rel}")
+        progress.step(f"writing {rel}")
         write(writer.abspath(rel))
         writer.add(rel, "common")
 
 
 def _export_graphs(plan, writer: BundleWriter, tgt: TargetSpec, precision: str, opset: int, calibration,
-                   say: Progress) -> list[GraphSpec]:
+                   progress: Progress) -> list[GraphSpec]:
     """Each graph of the plan to ONNX, then to the target's artefacts; tolerances set for the precision."""
     from .onnx import export_onnx
     from .targets import convert, tolerance_for
 
     specs = []
-    for g in plan.graphs:
-        say(f"tracing graph '{g.name}' to ONNX (opset {opset})")
+    for g in progress.track(plan.graphs, f"exporting {len(plan.graphs)} graph(s) for {tgt.name}"):
+        progress.step(f"tracing graph '{g.name}' to ONNX (opset {opset})")
         example = g.sample_inputs(np.random.default_rng(0), 2)  # batch 2 keeps the axis dynamic
         module = g.module if g.export_module is None else g.export_module(example)
         files = export_onnx(module, example, g.inputs, g.outputs, writer.abspath(f"{g.name}.onnx"), opset)
@@ -111,7 +110,7 @@ def _export_graphs(plan, writer: BundleWriter, tgt: TargetSpec, precision: str, 
         spec = GraphSpec(g.name, files[0], tuple(g.inputs), tuple(g.outputs), tolerance_for(precision, g.tolerance),
                          {}, _flops(g))
         if tgt.convert:
-            say(f"converting graph '{g.name}' for {tgt.name} ({precision})")
+            progress.step(f"converting graph '{g.name}' for {tgt.name} ({precision})")
             spec = convert(tgt, spec, writer, precision, {"calibration": calibration, "sample_inputs": g.sample_inputs})
         specs.append(spec)
     return specs
@@ -133,18 +132,17 @@ def _flops(g) -> int | None:
 
 
 def _validate(plan, specs: list[GraphSpec], writer: BundleWriter, manifest: dict, tgt: TargetSpec, precision: str,
-              accept: bool, say: Progress) -> dict:
+              accept: bool, progress: Progress) -> dict:
     """The staged bundle on the target's backend (TensorRT: the fp32 ONNX on ONNX Runtime here; the engine is
     checked on the device by `selftest`)."""
     backend = tgt.validate_with or tgt.backend
-    say(f"validating {len(specs)} graph(s) with {backend} against PyTorch ({VALIDATION_TRIALS} seeded trials)")
     staged = Bundle(writer.stage, {**manifest, "files": writer.files})
     if tgt.validate_with:
         checked = [dataclasses.replace(sp, tolerance=g.tolerance) for sp, g in zip(specs, plan.graphs)]
-        report = validate_graphs(plan, checked, staged, backend, {}, "fp32", accept, writer)
+        report = validate_graphs(plan, checked, staged, backend, {}, "fp32", accept, writer, progress)
         report["engine"] = f"not built here: run `lerobot-edge selftest BUNDLE --backend {tgt.backend}` on the device"
         return report
-    return validate_graphs(plan, specs, staged, backend, {}, precision, accept, writer)
+    return validate_graphs(plan, specs, staged, backend, {}, precision, accept, writer, progress)
 
 
 def _rename_map(ckpt, plan, extra: dict | None) -> dict[str, str]:

@@ -10,10 +10,10 @@ import logging
 import os
 import sys
 
-from . import bench, doctor, export, info, push, run, selftest, validate
+from . import bench, doctor, export, info, push, run, selftest, serve, validate
 from .progress import Steps
 
-COMMANDS = [export, info, validate, selftest, bench, doctor, push, run]
+COMMANDS = [export, info, validate, selftest, bench, doctor, push, run, serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

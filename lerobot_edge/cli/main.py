@@ -10,10 +10,10 @@ import logging
 import os
 import sys
 
-from . import bench, doctor, export, info, push, run, selftest, serve, validate
+from . import bench, doctor, export, info, push, run, selftest, serve, triton, validate
 from .progress import Steps
 
-COMMANDS = [export, info, validate, selftest, bench, doctor, push, run, serve]
+COMMANDS = [export, info, validate, selftest, bench, doctor, push, run, serve, triton]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,8 @@ reconnect with exponential backoff, and Triton's failures mapped to our typed er
 - Server down, unreachable, or slower than `timeout`: BackendUnavailableError (exit code 3), with
   `retry_after` (seconds). Until then further calls fail at once without touching the network, so a control
   loop retrying every tick does not hammer a dead server; the first call after it reconnects.
-- A request Triton refuses (an input of the wrong shape or type): ObservationError.
+- A request Triton refuses (an input of the wrong shape or type): ObservationError; an unknown model:
+  BundleError.
 - A request our server refused: the error it names (serving/protocol.py `error` output).
 """
 
@@ -17,7 +18,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, LeRobotEdgeError, ObservationError
+from ..errors import BackendUnavailableError, BundleError, LeRobotEdgeError, ObservationError
 from . import protocol as P
 
 UNAVAILABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "RESOURCE_EXHAUSTED", "ABORTED")
@@ -138,6 +139,9 @@ class TritonTransport:
         if any(s in status for s in UNAVAILABLE) or "Deadline Exceeded" in msg or "failed to connect" in msg:
             return self._unavailable(msg)
         self.backoff.ok()   # the server answered
+        if "unknown model" in msg or "is not found" in msg:
+            return BundleError(f"the policy server {self.url} has no such model: {msg} (`lerobot-edge serve` names "
+                               "it after the bundle directory unless --name is given)")
         if any(s in status for s in REFUSED) or "unexpected shape" in msg or "unexpected datatype" in msg:
             return ObservationError(f"the policy server refused the request: {msg}")
         return LeRobotEdgeError(f"the policy server failed the request ({status}): {msg}")

@@ -28,8 +28,9 @@ def servers(request):
     """One server per policy type, started once for the module and stopped at its end."""
     python = require_serve_python()
     started: dict[str, Server] = {}
+    args = {"pi0": ("--rtc", "guided")}    # pi0 with RTC guidance on, so robots can send their leftovers
     yield lambda name: started.get(name) or started.setdefault(
-        name, Server(tiny_zoo.tiny_bundle(name, request), name, python=python).start())
+        name, Server(tiny_zoo.tiny_bundle(name, request), name, *args.get(name, ()), python=python).start())
     for s in started.values():
         assert s.stop() == 0, s.log.read_text()[-2000:]
 
@@ -39,7 +40,7 @@ def _robot_run(name, bundle, url, seed, out, steps=STEPS):
     from lerobot_edge.serving import RemotePolicy
 
     try:
-        local = tiny_zoo.load(bundle, seed=seed)
+        local = tiny_zoo.load(bundle, seed=seed, **({"rtc": "guided"} if name == "pi0" else {}))
         remote = RemotePolicy(url, name, seed=seed)
         rng = np.random.default_rng(100 + seed)
         errs = []
@@ -49,6 +50,12 @@ def _robot_run(name, bundle, url, seed, out, steps=STEPS):
                 obs["task"] = f"robot {seed}: pick up the cube"
             errs.append(float(np.abs(local.select_action(obs) - remote.select_action(obs)).max()))
         errs.append(float(np.abs(local.predict_action_chunk(obs) - remote.predict_action_chunk(obs)).max()))
+        if local.supports_rtc:      # RTC: the robot's leftover (robot units) guides the next chunk
+            assert remote.supports_rtc
+            noise = rng.standard_normal((1, *local.manifest["noise_shape"][1:])).astype(np.float32)
+            left = local.predict_action_chunk(obs)[3:]
+            kw = {"noise": noise, "inference_delay": 2, "prev_chunk_left_over": left}
+            errs.append(float(np.abs(local.predict_action_chunk(obs, **kw) - remote.predict_action_chunk(obs, **kw)).max()))
         out[seed] = max(errs)
         remote.close()
     except BaseException as e:  # noqa: BLE001  (reported by the test)

@@ -10,10 +10,10 @@ import logging
 import os
 import sys
 
-from . import bench, doctor, export, info, push, run, selftest, serve, triton, validate
+from . import bench, doctor, export, fleet_bench, info, push, run, selftest, serve, triton, validate
 from .progress import Steps
 
-COMMANDS = [export, info, validate, selftest, bench, doctor, push, run, serve, triton]
+COMMANDS = [export, info, validate, selftest, bench, doctor, push, run, serve, triton, fleet_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -78,11 +78,13 @@ def chunk_outputs(manifest: Mapping[str, Any]) -> list[TensorSpec]:
             TensorSpec(ERROR, np.bytes_, (1,))]
 
 
-def info_payload(manifest: Mapping[str, Any], action_stats: Mapping[str, np.ndarray]) -> bytes:
-    """What `<name>_info` returns: the manifest and the action stats (the robot side's clamp limits)."""
+def info_payload(manifest: Mapping[str, Any], action_stats: Mapping[str, np.ndarray],
+                 supports_rtc: bool | None = None) -> bytes:
+    """What `<name>_info` returns: the manifest, the action stats (the robot side's clamp limits) and whether
+    the served policy takes RTC's leftover (the server's RTC mode, which may differ from the checkpoint's)."""
     stats = {k: np.asarray(v, np.float64).reshape(-1).tolist() for k, v in action_stats.items()
              if k in ("min", "max", "mean", "std")}
-    return json.dumps({"manifest": manifest, "action_stats": stats}).encode()
+    return json.dumps({"manifest": manifest, "action_stats": stats, "supports_rtc": supports_rtc}).encode()
 
 
 def encode_error(err: BaseException) -> bytes:

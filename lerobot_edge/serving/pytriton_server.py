@@ -30,7 +30,6 @@ LOAD_KEYS = ("num_inference_steps", "n_action_steps", "rtc", "rtc_options", "see
 
 def _import_pytriton():
     try:
-        from pytriton.decorators import batch  # noqa: F401  (fails early on a broken install)
         from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
         from pytriton.triton import Triton, TritonConfig
     except ImportError as e:
@@ -96,7 +95,8 @@ def serve(bundle: str | Path, *, port: int = 8001, host: str = "127.0.0.1", http
                                                                policy.supports_rtc)),
                         outputs=_tensors(Tensor, P.chunk_outputs(policy.manifest)),
                         config=ModelConfig(max_batch_size=max_batch, batcher=batcher), strict=False)
-            info = P.info_payload(policy.manifest, policy.bundle.stats().get(policy.action_key, {}))
+            info = P.info_payload(policy.manifest, policy.bundle.stats().get(policy.action_key, {}),
+                                  policy.supports_rtc)
             triton.bind(model_name=name + P.INFO_SUFFIX, infer_func=_info_fn(info),
                         inputs=[Tensor(name=P.INFO_INPUT, dtype=np.int32, shape=(1,))],
                         outputs=[Tensor(name=P.INFO_OUTPUT, dtype=np.bytes_, shape=(1,))],

@@ -62,12 +62,13 @@ class RemotePolicy:
     manifest.json (read locally; the model name is the directory's name unless `model` is given), or the
     served model's name (its manifest is fetched from the server's `<name>_info` model).
     timeout: seconds per request; a slower answer is a BackendUnavailableError, like a dead server.
+    rtc: whether the served policy takes RTC's leftover (default: what the server says, see supports_rtc).
     n_action_steps / temporal_ensemble_coeff: the robot-side queue settings (default: the checkpoint's)."""
 
     def __init__(self, url: str, bundle_manifest_or_name: str | Path, *, model: str | None = None,
                  timeout: float = 5.0, seed: int | None = None, n_action_steps: int | None = None,
                  temporal_ensemble_coeff: float | None = None, client_id: str | None = None,
-                 backoff: Backoff | None = None):
+                 rtc: bool | None = None, backoff: Backoff | None = None):
         self.transport = TritonTransport(url, timeout=timeout, backoff=backoff)
         manifest = _local_manifest(bundle_manifest_or_name)
         if manifest is not None:
@@ -75,11 +76,14 @@ class RemotePolicy:
                                              if Path(bundle_manifest_or_name).is_file()
                                              else Path(bundle_manifest_or_name).expanduser().resolve())
             stats: dict = {}
+            served_rtc = None
         else:
             self.model = model or str(bundle_manifest_or_name)
             info = self.transport.info(self.model)
-            manifest, stats = info["manifest"], info.get("action_stats", {})
+            manifest, stats, served_rtc = info["manifest"], info.get("action_stats", {}), info.get("supports_rtc")
         self.manifest = manifest
+        checkpoint_rtc = bool((manifest["runtime"].get("rtc") or {}).get("enabled"))
+        self._rtc = bool(rtc if rtc is not None else served_rtc if served_rtc is not None else checkpoint_rtc)
         self.bundle = RemoteBundle(f"{url}/{self.model}", manifest, stats)
         self.backend = f"remote:{self.transport.address}"
         self.observation_spec: dict[str, dict] = manifest["observations"]
@@ -109,8 +113,9 @@ class RemotePolicy:
 
     @property
     def supports_rtc(self) -> bool:
-        """RTC merging applies when the bundle's checkpoint enabled it (the server's RTC mode decides how)."""
-        return bool((self.manifest["runtime"].get("rtc") or {}).get("enabled"))
+        """Whether predict_action_chunk sends RTC's leftover: `rtc=` if given, else the server's RTC mode (from
+        its `<name>_info`), else the checkpoint's rtc_config (a RemotePolicy made from a local manifest)."""
+        return self._rtc
 
     stochastic = property(lambda self: self.cls.stochastic)
     has_history = property(lambda self: self.cls.has_history)

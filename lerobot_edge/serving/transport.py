@@ -5,7 +5,7 @@ reconnect with exponential backoff, and Triton's failures mapped to our typed er
   `retry_after` (seconds). Until then further calls fail at once without touching the network, so a control
   loop retrying every tick does not hammer a dead server; the first call after it reconnects.
 - A request Triton refuses (an input of the wrong shape or type): ObservationError; an unknown model:
-  BundleError.
+  BundleError, unless this model answered before (then the server is restarting: unavailable).
 - A request our server refused: the error it names (serving/protocol.py `error` output).
 """
 
@@ -82,6 +82,7 @@ class TritonTransport:
         self._client = None
         self._lock = threading.Lock()
         self.reconnects = 0
+        self.served = False   # a request succeeded once: an unknown model later means a restarting server
 
     def close(self) -> None:
         with self._lock:
@@ -131,6 +132,7 @@ class TritonTransport:
             except Exception as e:  # noqa: BLE001  (channel-level failures surface as various types)
                 raise self._unavailable(f"{type(e).__name__}: {e}") from e
             self.backoff.ok()
+            self.served = True
             return {o: result.as_numpy(o) for o in outputs}
 
     def _mapped(self, e) -> LeRobotEdgeError:
@@ -138,10 +140,13 @@ class TritonTransport:
         msg = e.message() or str(e)
         if any(s in status for s in UNAVAILABLE) or "Deadline Exceeded" in msg or "failed to connect" in msg:
             return self._unavailable(msg)
-        self.backoff.ok()   # the server answered
-        if "unknown model" in msg or "is not found" in msg:
+        if "unknown model" in msg or "is not found" in msg or "is not ready" in msg:
+            if self.served:   # it answered for this model before: a restarting server is loading it again
+                return self._unavailable(f"model not loaded (yet): {msg}")
+            self.backoff.ok()
             return BundleError(f"the policy server {self.url} has no such model: {msg} (`lerobot-edge serve` names "
                                "it after the bundle directory unless --name is given)")
+        self.backoff.ok()   # the server answered
         if any(s in status for s in REFUSED) or "unexpected shape" in msg or "unexpected datatype" in msg:
             return ObservationError(f"the policy server refused the request: {msg}")
         return LeRobotEdgeError(f"the policy server failed the request ({status}): {msg}")

@@ -102,7 +102,8 @@ class InfoModel:
         bundle = Bundle.open(repo / chunk / args["model_version"] / "bundle", verify=False)
         bundle.verify(["common"])
         key = bundle.manifest["action"]["key"]
-        self.payload = P.info_payload(bundle.manifest, bundle.stats().get(key, {}))
+        rtc = bool((bundle.manifest["runtime"].get("rtc") or {}).get("enabled"))   # ChunkModel loads the default
+        self.payload = P.info_payload(bundle.manifest, bundle.stats().get(key, {}), rtc)
 
     def execute(self, requests: list) -> list:
         return [self.pb.InferenceResponse(output_tensors=[

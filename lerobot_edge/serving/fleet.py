@@ -16,8 +16,8 @@ from ..runtime.observations import random_observation
 from .remote import RemotePolicy
 
 
-def _robot(url: str, model: str, seed: int, start: threading.Barrier, stop_at: list, out: list, errors: list,
-           timeout: float, warmup: int) -> None:
+def _robot(url: str, model: str, seed: int, start: threading.Barrier, go: threading.Event, stop_at: list,
+           out: list, errors: list, timeout: float, warmup: int) -> None:
     try:
         policy = RemotePolicy(url, model, timeout=timeout)
         rng = np.random.default_rng(seed)
@@ -31,7 +31,11 @@ def _robot(url: str, model: str, seed: int, start: threading.Barrier, stop_at: l
         errors.append(e)
         start.abort()
         return
-    start.wait()
+    try:
+        start.wait()
+    except threading.BrokenBarrierError:
+        return
+    go.wait()
     lat, i = [], 0
     while time.perf_counter() < stop_at[0]:
         t0 = time.perf_counter()
@@ -49,12 +53,12 @@ def _robot(url: str, model: str, seed: int, start: threading.Barrier, stop_at: l
 def run_point(url: str, model: str, robots: int, *, seconds: float = 8.0, timeout: float = 30.0,
               warmup: int = 2) -> dict[str, Any]:
     """One robot count: every robot loops predict_action_chunk for `seconds` -> the figures of that point."""
-    start = threading.Barrier(robots + 1)
+    start, go = threading.Barrier(robots + 1), threading.Event()   # all warmed up, then all go at once
     stop_at = [0.0]
     out: list[list[float]] = []
     errors: list[BaseException] = []
-    threads = [threading.Thread(target=_robot, args=(url, model, 1000 + r, start, stop_at, out, errors, timeout,
-                                                     warmup), daemon=True) for r in range(robots)]
+    threads = [threading.Thread(target=_robot, args=(url, model, 1000 + r, start, go, stop_at, out, errors,
+                                                     timeout, warmup), daemon=True) for r in range(robots)]
     for t in threads:
         t.start()
     try:
@@ -63,6 +67,7 @@ def run_point(url: str, model: str, robots: int, *, seconds: float = 8.0, timeou
         raise errors[0] if errors else TimeoutError("the robots did not finish warming up")
     t0 = time.perf_counter()
     stop_at[0] = t0 + seconds
+    go.set()
     for t in threads:
         t.join(seconds + timeout * 2)
     wall = time.perf_counter() - t0
@@ -113,6 +118,7 @@ def plot(results: dict[str, list[dict]], path: str, title: str = "") -> None:
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     for lab, rows in results.items():
+        rows = [r for r in rows if r["latency_ms"]]
         n = [r["robots"] for r in rows]
         a.plot(n, [r["chunks_per_s"] for r in rows], "o-", label=lab)
         b.plot(n, [r["latency_ms"]["p50"] for r in rows], "o-", label=f"{lab} p50")

@@ -34,7 +34,8 @@ def _import_pytriton():
         from pytriton.triton import Triton, TritonConfig
     except ImportError as e:
         raise BackendUnavailableError("lerobot-edge serve needs PyTriton: pip install 'lerobot-edge[serve]' "
-                                      f"(nvidia-pytriton; Linux x86_64/aarch64 with glibc >= 2.35) ({e})") from e
+                                      f"(nvidia-pytriton; Linux x86_64/aarch64 with glibc >= 2.35; it pins numpy<2, so give the server its "
+                                      f"own venv, e.g. `make serve-env`) ({e})") from e
     return DynamicBatcher, ModelConfig, Tensor, Triton, TritonConfig
 
 

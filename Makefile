@@ -34,7 +34,8 @@ help:
 	@echo "  make test-hostile / soak - the hardening suites alone / the long control-loop soak (SOAK_MINUTES)"
 	@echo "  make rtc-exact / rtc-exact-bench - whole-bundle RTC exact tests / exact vs guided cost"
 	@echo "  make pi0-full / smolvla-full - full-size export + latency (random weights; minutes, tens of GB)"
-	@echo "  make clean       - remove .venv, .venv-lerobot, .venv-py310, .cache, demo-out (keeps .venv-lerobot06)"
+	@echo "  make serve-env / fleet-bench - the server venv (PyTriton) / the fleet benchmark (1..16 robots, one server)"
+	@echo "  make clean       - remove .venv, .venv-lerobot, .venv-py310, .venv-serve, .cache, demo-out (keeps .venv-lerobot06)"
 	@echo "Interpreter: PYTHON=$(PYTHON) (first of python3.11/3.12/3.10/python3 that runs 3.10-3.12)"
 
 $(VENV)/.stamp: pyproject.toml
@@ -50,7 +51,7 @@ setup: $(VENV)/.stamp
 demo: setup
 	$(PY) scripts/demo.py $(DEMO_SOURCE)
 
-test: setup parity-ref parity-ref-more parity-ref-vqbet py310-env
+test: setup parity-ref parity-ref-more parity-ref-vqbet py310-env serve-env serve-lerobot-env
 	$(PY) -m pytest -q
 
 # the robot side on Python 3.10 (Jetson JetPack 6): numpy + onnxruntime, no torch
@@ -79,7 +80,7 @@ bench-tables: parity-env
 	$(PARITY_VENV)/bin/python benchmarks/tables.py $(TABLES_ARGS)
 
 clean:
-	rm -rf $(VENV) .venv-lerobot .venv-py310 .cache demo-out .pytest_cache
+	rm -rf $(VENV) .venv-lerobot .venv-py310 .venv-serve .cache demo-out .pytest_cache
 
 -include mk/parity.mk
 -include mk/parity_more.mk
@@ -89,3 +90,4 @@ clean:
 -include mk/parity_gaussian_actor.mk
 -include mk/hardening.mk
 -include mk/rtc_exact.mk
+-include mk/serve.mk

@@ -48,3 +48,37 @@ def test_loading_a_bundle_reads_no_checkpoint_code(act_tiny_bundle):
             "assert not [m for m in sys.modules if m.startswith('lerobot_edge.checkpoint')], 'checkpoint imported'")
     r = subprocess.run([sys.executable, "-c", code, str(act_tiny_bundle)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+REMOTE_SCRIPT = """
+import sys
+for m in ("torch", "lerobot", "onnxruntime", "openvino", "tensorrt"):
+    sys.modules[m] = None
+import numpy as np
+from lerobot_edge.errors import BackendUnavailableError
+from lerobot_edge.serving import RemotePolicy
+policy = RemotePolicy("grpc://127.0.0.1:9", sys.argv[1], timeout=1.0)   # nothing listens on port 9
+policy.reset()
+try:
+    policy.select_action({"observation.state": np.zeros(6, np.float32),
+                          "observation.images.top": np.zeros((48, 64, 3), np.uint8)})
+except BackendUnavailableError as e:
+    assert e.retry_after > 0
+else:
+    raise AssertionError("no BackendUnavailableError")
+mods = [m for m in sys.modules if m.startswith(("torch", "onnxruntime", "openvino", "lerobot_edge.backends.onnx",
+                                                "lerobot_edge.backends.openvino", "lerobot_edge.backends.tensorrt",
+                                                "lerobot_edge.policies.", "lerobot_edge.exporters"))
+        and sys.modules[m] is not None]   # backends.base (the Session interface) is no inference library
+assert not mods, mods
+print("ok")
+"""
+
+
+def test_remote_policy_needs_no_torch_and_no_backend(act_tiny_bundle):
+    """The robot side of a served policy: numpy + tritonclient; no torch, no inference library loaded."""
+    pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] (the [remote] extra) is not installed")
+    r = subprocess.run([sys.executable, "-c", REMOTE_SCRIPT, str(act_tiny_bundle)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"

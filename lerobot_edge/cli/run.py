@@ -13,7 +13,12 @@ def add_parser(sub) -> None:
                                    "mode a background thread computes the next chunk while the robot moves. "
                                    "Prints a live status line on stderr, a summary at the end, and writes the "
                                    "timing report with --report. Ctrl-C stops cleanly (twice: at once).")
-    p.add_argument("bundle", help="bundle directory or Hub repo id")
+    p.add_argument("bundle", help="bundle directory or Hub repo id; with --remote: the served model's name (or "
+                                  "the bundle directory, for its manifest)")
+    p.add_argument("--remote", metavar="URL",
+                   help="run the policy on a server (`lerobot-edge serve`): grpc://host:port; the robot keeps the "
+                        "action queue and RTC merge, and holds the last action while the server is unavailable")
+    p.add_argument("--timeout", type=float, default=5.0, help="--remote: seconds per request (default 5)")
     p.add_argument("--robot", default="sim", help="sim | lerobot:<type> (e.g. lerobot:so101_follower); default sim")
     p.add_argument("--robot-config", type=json.loads, default=None,
                    help='JSON options for the robot: a LeRobot config (\'{"port": "/dev/ttyACM0", "cameras": '
@@ -59,8 +64,13 @@ def run(args, steps) -> int:
         options.setdefault("camera_jitter", args.camera_jitter)
     show, tty = (None, False) if args.quiet else _status_printer()
     q = args.queue_threshold
+    policy = args.bundle
+    if args.remote:
+        from ..serving.remote import RemotePolicy
+
+        policy = RemotePolicy(args.remote, args.bundle, timeout=args.timeout)
     try:
-        report = run_policy(args.bundle, args.robot, args.fps, args.duration, args.mode, args.backend, args.report,
+        report = run_policy(policy, args.robot, args.fps, args.duration, args.mode, args.backend, args.report,
                             env=args.env, robot_options=options, rtc=args.rtc, merge=args.merge,
                             queue_threshold=int(q) if q >= 1 else q, clamp=args.clamp, max_step=args.max_step,
                             max_observation_age=args.max_observation_age, status=show, handle_sigint=True,

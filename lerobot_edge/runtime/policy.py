@@ -35,6 +35,10 @@ class EdgePolicy(ABC):
     noise_kind: str | None = "normal"       # what `noise=` holds: "normal" draws, "uniform" ones, None: none
     has_history: bool = False               # it keeps an observation history (n_obs_steps > 1 possible)
     takes_task: bool = False                # it reads a language instruction (obs["task"])
+    # predict_action_chunk reads state that earlier calls left besides the action queue (a warm-started plan);
+    # has_history implies it. A server keeps one policy per robot for these (serving/).
+    keeps_state: bool = False
+    chunk_batch_axis: int = 0               # the batch axis of predict_action_chunk's (B, T, A) output
 
     def __init__(self, bundle: Bundle, backend: str, sessions: dict[str, Session], overrides: Mapping[str, Any]):
         missing = [g for g in self.required_graphs if g not in sessions]

@@ -10,7 +10,8 @@ async: a background thread (inference.py) computes a new chunk with policy.predi
 A tick with no fresh action is a miss: the last action is held (default) or `on_miss(step, last)` decides.
 A rejected observation (ObservationError) or a non-finite chunk is counted and never produces an action;
 `max_rejections` of them in a row, or any other error in either thread, stops the loop and is raised to
-the caller with its own type. Ticks are slots of the clock: a tick late by a whole period or more skips
+the caller with its own type. A remote policy server that is down or too slow (BackendUnavailableError) is
+counted as `unavailable` and retried after its backoff; the loop holds meanwhile and never stops for it. Ticks are slots of the clock: a tick late by a whole period or more skips
 the slots it missed (counted) instead of sending a burst of catch-up actions.
 """
 
@@ -29,7 +30,7 @@ from ...errors import ObservationError
 from .chunks import ChunkBuffer, LatencyTracker, Merge, check_merge
 from .inference import InferenceThread
 from .robots import CAPTURE_TIME, Robot
-from .safety import TOLERATED, ActionLimits, check_finite
+from .safety import TOLERATED, UNAVAILABLE, ActionLimits, check_finite
 from .timing import TimingRecord
 
 log = logging.getLogger(__name__)
@@ -247,6 +248,10 @@ class ControlLoop:
             action, source = np.asarray(self.policy.select_action(obs), np.float32), "policy"
             check_finite(action)
             self._rejected_in_row = 0
+        except UNAVAILABLE as e:                       # a remote server down: hold, count, go on
+            self.record.add("unavailable")
+            log.debug("tick %d: %s", step, e)
+            action, source = self._fallback(step)
         except TOLERATED as e:
             self._reject(e)
             action, source = self._fallback(step)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .chunks import delay_steps
 from .robots import CAPTURE_TIME
-from .safety import TOLERATED, check_finite
+from .safety import TOLERATED, UNAVAILABLE, check_finite
 
 if TYPE_CHECKING:
     from .clock import ControlLoop
@@ -92,6 +92,13 @@ class InferenceThread:
         t_req = time.perf_counter()
         try:
             chunk = self._observe_and_predict(rec, t_req, kwargs)
+        except UNAVAILABLE as e:
+            # the server is down: the clock holds the last action; retry after the policy's backoff
+            loop.record.inference({**rec, "latency": time.perf_counter() - t_req, "unavailable": True,
+                                   "error": f"{type(e).__name__}: {e}"})
+            loop._stop.wait(min(1.0, max(0.01, float(getattr(e, "retry_after", 0.1)))))
+            self.want.set()
+            return
         except TOLERATED as e:
             loop.record.inference({**rec, "latency": time.perf_counter() - t_req,
                                    "error": f"{type(e).__name__}: {e}"})

@@ -45,7 +45,7 @@ def run_policy(bundle: str | Path, robot: str | Robot = "sim", fps: float = 30, 
                max_step: float | None = None, max_observation_age: float | None = None,
                status: Callable[[str], None] | None = None, handle_sigint: bool = False,
                allow_unvalidated: bool = False, **loop_options) -> dict:
-    """Load `bundle`, drive `robot` at `fps` for `duration` seconds (None or 0: until stopped) and return
+    """Load `bundle` (or take a policy object: a RemotePolicy, an EdgePolicy already loaded), drive `robot` at `fps` for `duration` seconds (None or 0: until stopped) and return
     the report (ControlLoop.report(); also written to `report` as JSON, partial with "error" on failure).
 
     robot: "sim" | "lerobot:<type>" | "gym:<id>" | a Robot object; `env` (a gymnasium id) replaces it.
@@ -55,8 +55,11 @@ def run_policy(bundle: str | Path, robot: str | Robot = "sim", fps: float = 30, 
     clamp / max_step: ActionLimits from the bundle's action stats (max_step: fraction of the range per tick).
     The robot is connected before and disconnected after the run when it has connect/disconnect.
     """
-    policy = load_policy(bundle, backend, backend_options=backend_options, allow_unvalidated=allow_unvalidated,
-                         **({"rtc": rtc} if rtc is not None else {}))
+    if hasattr(bundle, "predict_action_chunk"):
+        policy = bundle
+    else:
+        policy = load_policy(bundle, backend, backend_options=backend_options, allow_unvalidated=allow_unvalidated,
+                             **({"rtc": rtc} if rtc is not None else {}))
     rob = make_robot(f"gym:{env}" if env else robot, policy, robot_options)
     limits = None
     if clamp or max_step is not None:
@@ -108,6 +111,8 @@ def format_summary(report: Mapping[str, Any]) -> str:
              f"  observation age    {ms(s['obs_age_ms'])}",
              f"  tick lateness      {ms(s['lateness_ms'])}",
              f"  rejected / stale   {s['rejected']} observations / {s['stale_chunks']} chunks"]
+    if s.get("unavailable"):
+        lines.append(f"  server unavailable {s['unavailable']} requests (the last action was held)")
     if c["mode"] == "async":
         q = s["queue"]
         depth = "-" if not q else f"p50 {q['p50']:g}, min {q['min']}, max {q['max']}"

@@ -10,9 +10,11 @@ from typing import Mapping
 
 import numpy as np
 
-from ...errors import BundleError, NonFiniteActionError, ObservationError
+from ...errors import BackendUnavailableError, BundleError, NonFiniteActionError, ObservationError
 
 TOLERATED = (ObservationError, NonFiniteActionError)   # counted and dropped; max_rejections in a row stop
+# a remote policy server down or too slow: the loop holds, counts the miss and retries (never stops for it)
+UNAVAILABLE = (BackendUnavailableError,)
 
 
 def check_finite(a: np.ndarray) -> None:

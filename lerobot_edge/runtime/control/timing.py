@@ -12,7 +12,8 @@ import numpy as np
 
 # where a tick's action came from
 SOURCES = ("chunk", "policy", "hold", "callback", "none")
-COUNTERS = ("ticks", "misses", "overruns", "skipped_ticks", "limited", "inferences", "rejected", "stale_chunks")
+COUNTERS = ("ticks", "misses", "overruns", "skipped_ticks", "limited", "inferences", "rejected", "stale_chunks",
+            "unavailable")
 
 
 def _stats_ms(values: Iterable[float]) -> dict | None:
@@ -62,7 +63,9 @@ class TimingRecord:
         inference_delay, queue_before, error."""
         with self._lock:
             self.inferences.append(rec)
-            if rec.get("error"):
+            if rec.get("unavailable"):
+                self.counts["unavailable"] += 1
+            elif rec.get("error"):
                 self.counts["rejected"] += 1
             else:
                 self.counts["inferences"] += 1

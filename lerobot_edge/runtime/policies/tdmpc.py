@@ -25,6 +25,7 @@ class TDMPCEdgePolicy(EdgePolicy):
     required_graphs = ("encoder", "pi")
     optional_graphs = ("pi_rollout", "value")   # the MPC planner's
     noise_kind = None   # every draw comes from the seeded generator
+    keeps_state, chunk_batch_axis = True, 1   # the plan's mean warm-starts the next one; plans are (H, B, A)
 
     def configure(self, overrides: dict[str, Any]) -> None:
         s = self.setting

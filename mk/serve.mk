@@ -12,10 +12,11 @@ $(SERVE_VENV)/.stamp: pyproject.toml
 
 serve-env: $(SERVE_VENV)/.stamp
 
+# (lerobot-edge sits in that env with --no-deps: its own base dependencies that LeRobot does not bring, too)
 serve-lerobot-env: parity-env
-	$(PARITY_VENV)/bin/python -c 'import grpc, jsonschema' 2>/dev/null || \
+	$(PARITY_VENV)/bin/python -c 'import grpc, jsonschema, rich' 2>/dev/null || \
 	  $(PARITY_VENV)/bin/python -m pip install -qq --disable-pip-version-check --no-warn-conflicts \
-	  'grpcio>=1.73.1' 'jsonschema>=4.18'
+	  'grpcio>=1.73.1' 'jsonschema>=4.18' 'rich>=14.1'
 
 # the fleet benchmark (benchmarks/fleet.py): servers with and without dynamic batching, 1..16 simulated robots
 fleet-bench: setup serve-env

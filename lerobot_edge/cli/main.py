@@ -10,10 +10,10 @@ import logging
 import os
 import sys
 
-from . import bench, doctor, export, info, push, run, selftest, validate
+from . import bench, build, doctor, export, info, push, run, selftest, validate
 from .progress import Steps
 
-COMMANDS = [export, info, validate, selftest, bench, doctor, push, run]
+COMMANDS = [export, info, validate, selftest, build, bench, doctor, push, run]
 
 
 def build_parser() -> argparse.ArgumentParser:

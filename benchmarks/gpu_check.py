@@ -66,13 +66,13 @@ def child(args) -> int:
         if args.child.startswith("torch:"):
             import gpu_check_torch
 
-            smoke = {"iterations": 3, "warmup": 1, "variant_seconds": 3.0, "smoke_compile": args.smoke_compile
+            smoke = {"iterations": 2, "warmup": 1, "variant_seconds": 3.0, "smoke_compile": args.smoke_compile
                      or args.child == SECTIONS[0][0]} if args.tiny else {}
             gpu_check_torch.run(args.child.split(":", 1)[1], device, args.tiny, args.budget, emit, **smoke)
         else:
             import gpu_check_engines
 
-            smoke = {"iterations": 3, "warmup": 1, "variant_seconds": 3.0, "smoke_all": args.smoke_compile} \
+            smoke = {"iterations": 2, "warmup": 1, "variant_seconds": 3.0, "smoke_all": args.smoke_compile} \
                 if args.tiny else {}
             gpu_check_engines.run(args.child, device, args.tiny, args.budget, emit, **smoke)
     except Exception as e:

@@ -20,7 +20,7 @@ TORCH_SPEC      ?= $(if $(PYTHON),$(shell $(PYTHON) -m pip install -qq --dry-run
 PIP    := $(PY) -m pip install -q --disable-pip-version-check
 DEMO_SOURCE ?=
 
-.PHONY: setup demo test test-fast parity bench bench-tables clean help py310-env
+.PHONY: setup demo test test-fast parity bench bench-tables gpu-check clean help py310-env
 help:
 	@echo "The two commands (each sets up what it needs):"
 	@echo "  make demo   - .venv, then export a random-weight ACT (aloha config) to ONNX, validate, run it, latencies"
@@ -31,6 +31,7 @@ help:
 	@echo "                     runs only the tests marked parity (LeRobot 0.4.4 and 0.6.1 parity)"
 	@echo "  make bench       - the pytest-benchmark latency suite in benchmarks/"
 	@echo "  make bench-tables - regenerate benchmarks/README.md's tables (in the LeRobot 0.4.4 env)"
+	@echo "  make gpu-check   - the one GPU check (<= 8 min; a CPU smoke run without CUDA): results to \$$OUT or benchmarks/results"
 	@echo "  make test-hostile / soak - the hardening suites alone / the long control-loop soak (SOAK_MINUTES)"
 	@echo "  make rtc-exact / rtc-exact-bench - whole-bundle RTC exact tests / exact vs guided cost"
 	@echo "  make pi0-full / smolvla-full - full-size export + latency (random weights; minutes, tens of GB)"
@@ -78,6 +79,12 @@ bench-tables: parity-env
 	$(PARITY_VENV)/bin/python -m pip install -qq --disable-pip-version-check --no-warn-conflicts \
 	  -c $(PARITY_CONSTRAINTS) 'onnx>=1.16' 'onnxscript>=0.2' 'openvino>=2024.4' 'matplotlib>=3.7' tokenizers
 	$(PARITY_VENV)/bin/python benchmarks/tables.py $(TABLES_ARGS)
+
+# the one GPU check: needs only torch (+ numpy, onnx) and this tree, so it runs on a bare GPU machine; without CUDA a
+# CPU smoke run of tiny configs. GPU_CHECK_PY: .venv's python when there is one, else python3
+GPU_CHECK_PY ?= $(if $(wildcard $(PY)),$(PY),python3)
+gpu-check:
+	PYTHONPATH=. $(GPU_CHECK_PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-lerobot .venv-py310 .venv-serve .cache demo-out .pytest_cache

@@ -49,6 +49,15 @@ def act_tiny_bundle(act_tiny_checkpoint, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def act_trt_bundle(act_tiny_checkpoint, tmp_path_factory) -> Path:
+    """The tiny ACT as a `--target trt` fp16 bundle (ONNX + build plan; the engine is built on a device)."""
+    from lerobot_edge import export
+
+    return export(act_tiny_checkpoint, tmp_path_factory.mktemp("trt") / "b", "trt", policy_type="act",
+                  precision="fp16")
+
+
+@pytest.fixture(scope="session")
 def act_multicam_checkpoint(tmp_path_factory) -> Path:
     """Two cameras of different sizes (one with underscores), env_state, pre-norm, gelu, MIN_MAX, 0.6 layout."""
     cams = {"observation.images.left": (3, 40, 56), "observation.images.wrist_right": (3, 32, 48)}

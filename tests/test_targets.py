@@ -70,9 +70,8 @@ def test_openvino_precision_override_warns(ov_bundles):
 
 
 @pytest.fixture(scope="module")
-def trt_bundle(act_tiny_checkpoint, tmp_path_factory):
-    return export(act_tiny_checkpoint, tmp_path_factory.mktemp("trt") / "b", "trt", policy_type="act",
-                  precision="fp16")
+def trt_bundle(act_trt_bundle):
+    return act_trt_bundle
 
 
 def test_trt_bundle_carries_onnx_plan_and_validation(trt_bundle):

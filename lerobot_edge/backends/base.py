@@ -6,6 +6,12 @@
 Inputs are numpy arrays or device handles returned by an earlier `run` of a session of the same backend;
 outputs named in `keep` come back as such handles (an ORT OrtValue, an OpenVINO Tensor, a TensorRT device
 buffer) so that a KV cache or a conditioning tensor stays on the device between graphs.
+
+A kept handle is valid until the next `run` of the session that produced it with inputs of the same shapes:
+engines write their outputs into buffers allocated once (ONNX Runtime's IOBinding, TensorRT's device buffers),
+so a later run overwrites them. The runtimes use a handle only before they run its producer again (a KV cache
+for the denoise steps of one chunk, Diffusion's global_cond for one chunk's loop). Numpy outputs are always
+fresh arrays the caller owns.
 """
 
 from __future__ import annotations

@@ -1,9 +1,16 @@
 """ONNX Runtime backend: CPU, CUDA and TensorRT execution providers (onnxruntime or onnxruntime-gpu).
 
-Options: `threads`, `device` ('cpu' | 'cuda' | 'cuda:N'), `providers` (ORT provider list, e.g.
-["TensorrtExecutionProvider", "CUDAExecutionProvider"] on a Jetson), `provider_options`, `optimization`
-('all' | 'extended' | 'basic' | 'disable'), `spinning` (bool; off by default so idle threads do not steal
-cores from the control loop or another backend).
+backend_options (`OnnxRuntimeBackend.options`; an unknown key is an error):
+- `threads`: intra-op CPU threads; `device`: 'cpu' (default) | 'cuda' | 'cuda:N' (CUDA provider on GPU N);
+- `providers`: ORT provider list in priority order, e.g. ["TensorrtExecutionProvider", "CUDAExecutionProvider"]
+  on a Jetson (overrides `device`); `provider_options`: one dict per provider (default: device id, and for the
+  TensorRT provider an engine cache per user);
+- `optimization`: 'all' | 'extended' | 'basic' | 'disable'; `spinning`: bool (off by default so idle threads do
+  not steal cores from the control loop or another backend);
+- `io_binding`: 'auto' (default: on for the CUDA / TensorRT providers) | true | false: device buffers allocated
+  once per input shape, kept outputs (KV cache, conditioning) stay on the device (backends/ort_binding.py);
+- `cuda_graph`: bool (default false): ORT CUDA graphs (CUDA provider `enable_cuda_graph`, TensorRT provider
+  `trt_cuda_graph_enable`), one captured graph per input shape; needs a GPU provider and IOBinding.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import numpy as np
 from ..bundle import Bundle, GraphSpec
 from ..errors import BackendUnavailableError
 from .base import Backend, check_feed, check_io
+from .ort_binding import BoundRunner
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
            "all": "ORT_ENABLE_ALL"}
@@ -38,21 +46,43 @@ class OnnxRuntimeSession:
         spinning = "1" if options.get("spinning", False) else "0"
         so.add_session_config_entry("session.intra_op.allow_spinning", spinning)
         so.add_session_config_entry("session.inter_op.allow_spinning", spinning)
-        providers, provider_options = _providers(ort, options, path, precision)
+        cuda_graph, binding = _flag(options, "cuda_graph", False), options.get("io_binding", "auto")
+        if binding not in ("auto", True, False):
+            raise ValueError(f"backend_options io_binding={binding!r}: expected 'auto', true or false")
+        if cuda_graph and binding is False:
+            raise ValueError("backend_options cuda_graph=true needs io_binding (fixed device buffers)")
+        providers, provider_options = _providers(ort, options, path, precision, cuda_graph)
+        if cuda_graph and providers[0] not in GPU_PROVIDERS:
+            raise ValueError(f"backend_options cuda_graph=true needs the CUDA or TensorRT provider (device='cuda' or "
+                             f"providers=[...]); asked for {providers}")
         try:
             self.session = ort.InferenceSession(path, sess_options=so, providers=providers,
                                                 provider_options=provider_options)
         except Exception as e:
+            hint = (" (CUDA graphs need every node on the GPU provider: load without cuda_graph)" if cuda_graph
+                    else "")
             raise BackendUnavailableError(f"onnxruntime could not load {graph.file} with providers {providers}: "
-                                          f"{e}") from e
+                                          f"{e}{hint}") from e
         check_io(graph, [(i.name, tuple(i.shape), _dtype(i.type)) for i in self.session.get_inputs()],
                  [(o.name, tuple(o.shape), _dtype(o.type)) for o in self.session.get_outputs()])
         self.providers = self.session.get_providers()
-        self._device = "cuda" if self.providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider") else "cpu"
+        self._device = "cuda" if self.providers[0] in GPU_PROVIDERS else "cpu"
         self._outputs = [o.name for o in graph.outputs]
+        self.bound = self._binding(options, binding, cuda_graph)
+
+    def _binding(self, options: Mapping[str, Any], mode, cuda_graph: bool) -> BoundRunner | None:
+        """The IOBinding runner, or None for plain `session.run` (the CPU default: nothing to keep on a device)."""
+        if cuda_graph and self._device != "cuda":   # ORT fell back to the CPU (a GPU provider failed to start)
+            raise BackendUnavailableError(f"backend_options cuda_graph=true: onnxruntime runs {self.graph.file} on "
+                                          f"{self.providers}, not on a GPU")
+        if not (cuda_graph or mode is True or (mode == "auto" and self._device == "cuda")):
+            return None
+        return BoundRunner(self._ort, self.session, self.graph, self._device, _device_id(options), cuda_graph)
 
     def run(self, inputs: Mapping[str, Any], *, keep: tuple[str, ...] = ()) -> dict[str, Any]:
         check_feed(self.graph, inputs)
+        if self.bound is not None:
+            return self.bound.run(inputs, keep)
         if not keep and all(isinstance(v, np.ndarray) for v in inputs.values()):
             return dict(zip(self._outputs, self.session.run(self._outputs, dict(inputs))))
         binding = self.session.io_binding()
@@ -76,14 +106,41 @@ def _dtype(ort_type: str) -> str | None:
     return {"float": "float32", "double": "float64", "bool": "bool"}.get(name, name)
 
 
-def _providers(ort, options: Mapping[str, Any], path: str, precision: str) -> tuple[list[str], list[dict] | None]:
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+# the provider option that turns on CUDA graph capture, per GPU provider
+CUDA_GRAPH_OPTION = {"CUDAExecutionProvider": ("enable_cuda_graph", "1"),
+                     "TensorrtExecutionProvider": ("trt_cuda_graph_enable", True)}
+
+
+def _flag(options: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = options.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"backend_options {key}={value!r}: expected true or false")
+    return value
+
+
+def _device_id(options: Mapping[str, Any]) -> int:
+    device = str(options.get("device", ""))
+    if device.startswith("cuda:"):
+        try:
+            return int(device.split(":", 1)[1])
+        except ValueError:
+            raise ValueError(f"backend_options device={device!r}: expected 'cpu', 'cuda' or 'cuda:N'") from None
+    return 0
+
+
+def _providers(ort, options: Mapping[str, Any], path: str, precision: str,
+               cuda_graph: bool = False) -> tuple[list[str], list[dict] | None]:
     available = ort.get_available_providers()
     if "providers" in options:
         providers = list(options["providers"])
     else:
         device = str(options.get("device", "cpu"))
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") \
-            else ["CPUExecutionProvider"]
+        if device != "cpu" and device != "cuda" and not device.startswith("cuda:"):
+            raise ValueError(f"backend_options device={device!r}: onnxruntime takes 'cpu', 'cuda' or 'cuda:N'")
+        # CUDA graphs need every node on the GPU: no CPU fallback provider to place shape ops on
+        providers = (["CUDAExecutionProvider"] if cuda_graph else ["CUDAExecutionProvider", "CPUExecutionProvider"]) \
+            if device.startswith("cuda") else ["CPUExecutionProvider"]
     missing = [p for p in providers if p not in available]
     if missing:
         raise BackendUnavailableError(f"onnxruntime providers {missing} are not available here (available: "
@@ -91,9 +148,16 @@ def _providers(ort, options: Mapping[str, Any], path: str, precision: str) -> tu
                                       "index instead of onnxruntime")
     popts = options.get("provider_options")
     if popts is None:
-        idx = int(str(options["device"]).split(":")[1]) if str(options.get("device", "")).startswith("cuda:") else 0
-        popts = [_default_provider_options(p, idx, path, precision) for p in providers]
-    return providers, popts
+        popts = [_default_provider_options(p, _device_id(options), path, precision) for p in providers]
+    elif len(popts) != len(providers):
+        raise ValueError(f"backend_options provider_options: {len(popts)} dicts for {len(providers)} providers")
+    return providers, with_cuda_graph(providers, popts) if cuda_graph else popts
+
+
+def with_cuda_graph(providers: list[str], provider_options: list[dict]) -> list[dict]:
+    """The provider options with CUDA graph capture turned on for each GPU provider."""
+    return [{**o, **dict([CUDA_GRAPH_OPTION[p]])} if p in CUDA_GRAPH_OPTION else dict(o)
+            for p, o in zip(providers, provider_options)]
 
 
 def _default_provider_options(provider: str, device_id: int, path: str, precision: str) -> dict:
@@ -118,7 +182,10 @@ class OnnxRuntimeBackend(Backend):
     options = {"providers": "ORT execution providers, in priority order",
                "provider_options": "one dict per provider",
                "optimization": "graph optimization level: all | extended | basic | disable",
-               "spinning": "let idle intra-op threads spin (default off)"}
+               "spinning": "let idle intra-op threads spin (default off)",
+               "io_binding": "'auto' (on for GPU providers) | true | false: device buffers allocated once, kept "
+                             "outputs stay on the device",
+               "cuda_graph": "capture ORT CUDA graphs, one per input shape (GPU providers; default false)"}
 
     def load(self, graph: GraphSpec, bundle: Bundle, options: Mapping[str, Any]) -> OnnxRuntimeSession:
         ort = self.import_library()

@@ -1,14 +1,16 @@
 """TensorRT backend (TensorRT 10 Python API + cuda-python; no torch). Untested on hardware here: this machine
 has no GPU. The plan, cache-key and fp32-island logic it relies on is tested (backends/tensorrt_plan.py).
 
-Options: `device` ('cuda:N'), `cache_dir` (engine cache; default the per-user cache), `rebuild` (bool),
-`max_batch` is fixed by the bundle's plan. Engines are cached keyed by ONNX sha256, plan hash, TensorRT and
-CUDA versions, GPU name and compute capability: any change rebuilds (minutes), a stale engine never loads.
+Options: `device` ('cuda' | 'cuda:N'), `cache_dir` (engine cache; default the per-user cache), `rebuild` (bool),
+`engine_dir` (engines prebuilt by `lerobot-edge build BUNDLE --output DIR`, e.g. copied across a fleet),
+`engine_mismatch` ('rebuild' (default: into the cache) | 'refuse' when an engine_dir engine does not fit this
+device); `max_batch` is fixed by the bundle's plan. Engines are keyed by ONNX sha256, plan hash, TensorRT and
+CUDA versions, GPU name and compute capability (backends/tensorrt_engines.py): any change rebuilds (minutes) or
+refuses, a stale engine never loads.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -19,11 +21,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..bundle import Bundle, GraphSpec, sha256_file
+from ..bundle import Bundle, GraphSpec
 from ..errors import BackendUnavailableError, BundleError
 from ..progress import Progress
 from .base import Backend, check_feed
-from .tensorrt_plan import PLAN_FORMAT, engine_cache_key, keep_fp32
+from .tensorrt_engines import (DeviceFacts, check_engine_options, engine_file_name, engine_key, find_engine,
+                               graph_plan)
+from .tensorrt_plan import keep_fp32
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +107,23 @@ def progress_monitor(trt, progress: Progress):
                 log.debug("progress monitor", exc_info=True)
 
     return Monitor()
+
+
+def device_index(device: str | None) -> int:
+    """'cuda' / None -> 0, 'cuda:N' -> N."""
+    d = str(device or "cuda")
+    if d == "cuda":
+        return 0
+    if d.startswith("cuda:") and d[5:].isdigit():
+        return int(d[5:])
+    raise ValueError(f"backend_options device={device!r}: the tensorrt backend takes 'cuda' or 'cuda:N'")
+
+
+def device_facts(trt, cudart, device: str | None) -> DeviceFacts:
+    """TensorRT and CUDA runtime versions, GPU name and compute capability: what an engine is tied to."""
+    props = _check(cudart.cudaGetDeviceProperties(device_index(device)))
+    return DeviceFacts(trt.__version__, str(_check(cudart.cudaRuntimeGetVersion())),
+                       props.name.decode(errors="replace"), f"{props.major}.{props.minor}")
 
 
 def build_engine(trt, onnx_path: Path, plan: dict, monitor=None) -> bytes:
@@ -193,36 +214,46 @@ class TensorRTBackend(Backend):
                     "pip install tensorrt 'cuda-python>=12.6,<13' --extra-index-url https://pypi.nvidia.com. "
                     "`lerobot-edge doctor` prints the command for this machine")
     options = {"cache_dir": "engine cache directory (default: the per-user cache)",
-               "rebuild": "rebuild the engine even if a cached one matches"}
+               "rebuild": "rebuild the engine even if a cached one matches",
+               "engine_dir": "engines prebuilt by `lerobot-edge build BUNDLE --output DIR` (a fleet's copy)",
+               "engine_mismatch": "when an engine_dir engine does not fit this device: 'rebuild' (into the cache; "
+                                  "default) | 'refuse'"}
 
-    def load(self, graph: GraphSpec, bundle: Bundle, options: Mapping[str, Any]) -> TensorRTSession:
-        trt = self.import_library()
+    @classmethod
+    def gpu_runtime(cls):
+        """(tensorrt, cuda runtime) once a GPU is visible; a BackendUnavailableError naming what is missing."""
+        trt = cls.import_library()
         cudart = _cudart()
         if _check(cudart.cudaGetDeviceCount()) < 1:
             raise BackendUnavailableError("the tensorrt backend needs an NVIDIA GPU; none is visible")
-        rel = graph.artifacts.get("trt")
-        if not rel:
-            raise BundleError(f"graph {graph.name!r} has no TensorRT build plan: export with --target trt")
-        plan = json.loads(bundle.file(rel).read_text())
-        if plan.get("format") != PLAN_FORMAT:
-            raise BundleError(f"{rel}: not a lerobot-edge TensorRT build plan")
-        onnx_path = bundle.file(graph.file)
-        if sha256_file(onnx_path) != plan["onnx_sha256"]:
-            raise BundleError(f"{rel}: built for another {graph.file} (sha256 differs)")
-        props = _check(cudart.cudaGetDeviceProperties(int(str(options.get("device", "cuda:0")).split(":")[-1])))
-        key = engine_cache_key(plan["onnx_sha256"], plan, trt.__version__, str(_check(cudart.cudaRuntimeGetVersion())),
-                               props.name.decode(errors="replace"), f"{props.major}.{props.minor}")
-        return TensorRTSession(trt, cudart, graph, self._engine(trt, onnx_path, plan, key, options), plan)
+        return trt, cudart
 
-    def _engine(self, trt, onnx_path: Path, plan: dict, key: str, options) -> bytes:
+    def load(self, graph: GraphSpec, bundle: Bundle, options: Mapping[str, Any]) -> TensorRTSession:
+        check_engine_options(options)
+        device_index(options.get("device"))
+        plan, onnx_path = graph_plan(bundle, graph)
+        trt, cudart = self.gpu_runtime()
+        facts = device_facts(trt, cudart, options.get("device"))
+        return TensorRTSession(trt, cudart, graph, self._engine(trt, onnx_path, plan, facts, options), plan)
+
+    def _engine(self, trt, onnx_path: Path, plan: dict, facts: DeviceFacts, options) -> bytes:
+        """An engine_dir's engine when it fits, else the user cache's, else a new build cached there."""
         from ..paths import cache_root
 
+        if options.get("engine_dir") and not options.get("rebuild"):
+            found, why = find_engine(options["engine_dir"], plan["graph"], plan, facts,
+                                     options.get("engine_mismatch", "rebuild"))
+            if found is not None:
+                return found.read_bytes()
+            warnings.warn(f"{options['engine_dir']}: {why}; using the per-user engine cache instead (building the "
+                          "engine there if needed)", stacklevel=4)
         cache = Path(options.get("cache_dir") or cache_root() / "engines")
-        path = cache / f"{plan['graph']}-{key[:24]}.engine"
+        path = cache / engine_file_name(plan["graph"], engine_key(plan, facts))
         if path.is_file() and not options.get("rebuild"):
             return path.read_bytes()
         warnings.warn(f"building the TensorRT engine for {plan['graph']!r} ({plan['precision']}); this takes minutes "
-                      "and is cached for this GPU and TensorRT version", stacklevel=4)
+                      "and is cached for this GPU and TensorRT version (`lerobot-edge build` does it ahead of time)",
+                      stacklevel=4)
         monitor = progress_monitor(trt, self.progress)
         with self.progress.task(f"building the TensorRT engine for {plan['graph']!r} ({plan['precision']})"):
             engine = build_engine(trt, onnx_path, plan, monitor)

@@ -17,6 +17,7 @@ from ..bundle import Bundle
 from ..progress import Progress, ProgressLike, as_progress
 from ..registry import runtime_class
 from .machine import gemm_peak_gflops, machine_record
+from .options import check_engine_options, eager_skip_reason, engine_options
 
 SCHEMA_VERSION = 1
 # eager PyTorch variants: "torch" = our export modules, "lerobot" = LeRobot's own policy (when installed)
@@ -32,6 +33,8 @@ class BenchConfig:
     threads: int | None = None
     policy_type: str | None = None
     seed: int = 0
+    device: str | None = None                 # engine backends' device ('cuda:0', 'GPU', …); eager stays on CPU
+    backend_options: dict | None = None       # one dict for every engine backend, or one per backend name
 
 
 @dataclass
@@ -103,7 +106,7 @@ def _load(v: Variant, ckpt: str | None, cfg: BenchConfig, obs: dict, noise) -> N
             from .lerobot_session import LeRobotPolicyRunner
             v.policy = LeRobotPolicyRunner(ckpt, Bundle.open(v.bundle).manifest, cfg.threads)
         else:
-            opts = {"threads": cfg.threads} if cfg.threads else {}
+            opts = engine_options(v.backend, cfg.backend_options, cfg.device, cfg.threads)
             v.policy = load_policy(v.bundle, v.backend, backend_options=opts, allow_unvalidated=True)
         v.policy.predict_action_chunk(obs, noise=noise)
     except Exception as e:  # a backend that is missing here is reported, not fatal
@@ -185,9 +188,13 @@ def run_bench(source: str | Path, cfg: BenchConfig | None = None, progress: Prog
     (see bench/schema.json)."""
     cfg = cfg or BenchConfig()
     progress = as_progress(progress)
+    check_engine_options(cfg.backends, cfg.backend_options, cfg.device, cfg.threads)   # before any export
     machine = machine_record()  # the GEMM probe first, on a quiet machine
     with tempfile.TemporaryDirectory(prefix="lerobot-edge-bench-") as tmp:
         variants, ckpt = _prepare(Path(source), cfg, Path(workdir or tmp), progress)
+        for v in variants:
+            if v.backend in EAGER and not v.skipped:
+                v.skipped = eager_skip_reason(cfg.device)
         first = next(v for v in variants if not v.skipped)
         manifest = Bundle.open(first.bundle).manifest
         obs, noise = _observations(manifest, 8, cfg.seed), _noise(manifest, cfg.seed)

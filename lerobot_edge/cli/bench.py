@@ -1,6 +1,9 @@
-"""lerobot-edge bench SOURCE_OR_BUNDLE [--backends torch,onnxruntime,openvino] [--json F] [--plot F.png]"""
+"""lerobot-edge bench SOURCE_OR_BUNDLE [--backends torch,onnxruntime,openvino] [--device D] [--backend-options JSON]
+[--json F] [--plot F.png]"""
 
 from __future__ import annotations
+
+from .options import add_engine_options
 
 
 def add_parser(sub) -> None:
@@ -11,6 +14,7 @@ def add_parser(sub) -> None:
     p.add_argument("--iterations", type=int, default=30)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int)
+    add_engine_options(p, per_backend=True)
     p.add_argument("--policy-type")
     p.add_argument("--json", help="write the full report (machine record + every figure)")
     p.add_argument("--markdown", help="write a Markdown table")
@@ -27,7 +31,7 @@ def run(args, progress) -> int:
 
     cfg = BenchConfig(backends=tuple(args.backends.split(",")), precisions=tuple(args.precision.split(",")),
                       iterations=args.iterations, warmup=args.warmup, threads=args.threads,
-                      policy_type=args.policy_type)
+                      policy_type=args.policy_type, device=args.device, backend_options=args.backend_options)
     report = run_bench(args.source, cfg, progress=progress)
     progress.close()
     print(text_table(report))

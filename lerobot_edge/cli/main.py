@@ -10,9 +10,9 @@ import logging
 import os
 import sys
 
-from . import bench, doctor, export, fleet_bench, info, push, run, selftest, serve, triton, validate
+from . import bench, build, doctor, export, fleet_bench, info, push, run, selftest, serve, triton, validate
 
-COMMANDS = [export, info, validate, selftest, bench, doctor, push, run, serve, triton, fleet_bench]
+COMMANDS = [export, info, validate, selftest, build, bench, doctor, push, run, serve, triton, fleet_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,10 +1,12 @@
 """lerobot-edge run BUNDLE --robot sim | --robot lerobot:<type> | --env <gym id> --fps 30 --duration 20
---mode async [--rtc guided|exact] [--backend ...] [--report run.json]"""
+--mode async [--rtc guided|exact] [--backend ...] [--device D] [--backend-options JSON] [--report run.json]"""
 
 from __future__ import annotations
 
 import json
 import sys
+
+from .options import add_engine_options, engine_options
 
 
 def add_parser(sub) -> None:
@@ -29,6 +31,7 @@ def add_parser(sub) -> None:
     p.add_argument("--duration", type=float, default=10.0, help="seconds; 0 runs until Ctrl-C (default 10)")
     p.add_argument("--mode", choices=("sync", "async"), default="async")
     p.add_argument("--backend", help="onnxruntime | openvino | tensorrt (default: the bundle's target's)")
+    add_engine_options(p)
     p.add_argument("--rtc", choices=("guided", "exact", "off"), help="RTC for flow-matching bundles")
     p.add_argument("--merge", default="replace",
                    help="async chunk merge: replace | append | weighted_average | average | conservative")
@@ -74,7 +77,7 @@ def run(args, steps) -> int:
                             env=args.env, robot_options=options, rtc=args.rtc, merge=args.merge,
                             queue_threshold=int(q) if q >= 1 else q, clamp=args.clamp, max_step=args.max_step,
                             max_observation_age=args.max_observation_age, status=show, handle_sigint=True,
-                            allow_unvalidated=args.allow_unvalidated)
+                            allow_unvalidated=args.allow_unvalidated, backend_options=engine_options(args))
     finally:
         if tty:
             sys.stderr.write("\n")

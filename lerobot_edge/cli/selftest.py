@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+from .options import add_engine_options, engine_options
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("selftest", help="check a bundle on this device against its stored reference outputs")
     p.add_argument("bundle")
     p.add_argument("--backend", help="onnxruntime | openvino | tensorrt (default: the bundle's target's)")
-    p.add_argument("--device", help="backend device, e.g. cuda:0, GPU, NPU")
+    add_engine_options(p)
     p.add_argument("--iterations", type=int, default=20)
     p.add_argument("--json", help="write the report")
     p.add_argument("--quiet", "-q", action="store_true")
@@ -19,7 +21,7 @@ def add_parser(sub) -> None:
 def run(args, progress) -> int:
     from ..selftest import selftest
 
-    report = selftest(args.bundle, args.backend, backend_options={"device": args.device} if args.device else None,
+    report = selftest(args.bundle, args.backend, backend_options=engine_options(args),
                       iterations=args.iterations, progress=progress)
     progress.close()
     print("\n".join(report["lines"]))

@@ -19,8 +19,9 @@ PARITY06_PIP       := $(PARITY06_VENV)/bin/python -m pip install -qq --disable-p
                       --no-warn-conflicts
 PARITY06_STAMP     := $(PARITY06_VENV)/.parity06-env-stamp
 PARITY06_ENV_ID    := lerobot==$(PARITY06_LEROBOT) $(PARITY06_TORCH) $(PARITY06_DEPS)
-PARITY06_SOURCES   := scripts/lerobot_reference_pi.py lerobot_edge/testing/checkpoints/pi.py \
-                      lerobot_edge/testing/checkpoints/layout.py
+# the script and every module it imports (tests/test_reference_sources.py checks it)
+PARITY06_SOURCES   := scripts/lerobot_reference_pi.py scripts/reference_vla.py scripts/reference_common.py \
+                      lerobot_edge/testing/checkpoints/pi.py lerobot_edge/testing/checkpoints/layout.py
 PARITY06_PYTEST    ?= python -m pytest
 
 .PHONY: parity06 parity06-env parity06-ref parity06-ref-force

@@ -1,8 +1,9 @@
 # LeRobot 0.4.4 references for SAC and TDMPC (VQ-BeT to come). Include from the main Makefile after mk/parity.mk
-# (uses its PARITY_VENV / parity-env). Output: .cache/reference/more-lerobot-0.4.4-<sha12 of the scripts>/,
+# (uses its PARITY_VENV / parity-env). Output: .cache/reference/more-lerobot-0.4.4-<sha12 of the sources>/,
 # its path written to .cache/reference/more-current; tests/test_parity_{sac,tdmpc}.py skip with a reason when absent.
-PARITY_MORE_SCRIPTS := scripts/lerobot_reference_sac.py scripts/lerobot_reference_tdmpc.py
-PARITY_MORE_KEY      = $(shell cat $(PARITY_MORE_SCRIPTS) mk/parity-lerobot-0.4.4.constraints.txt 2>/dev/null \
+# PARITY_MORE_SOURCES: the scripts and every module they import (tests/test_reference_sources.py checks it).
+PARITY_MORE_SOURCES := scripts/lerobot_reference_sac.py scripts/lerobot_reference_tdmpc.py scripts/reference_common.py
+PARITY_MORE_KEY      = $(shell cat $(PARITY_MORE_SOURCES) mk/parity-lerobot-0.4.4.constraints.txt 2>/dev/null \
                          | sha256sum | cut -c1-12)
 PARITY_MORE_DIR      = .cache/reference/more-lerobot-0.4.4-$(PARITY_MORE_KEY)
 

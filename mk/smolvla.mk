@@ -7,8 +7,9 @@
 #   make smolvla-full     full-size (SmolVLM2-500M) export + chunk latency eager / onnxruntime / openvino fp32, bf16
 #                         (benchmarks/smolvla_full.py; ~20 GB disk-backed temp, one process per backend)
 
-SMOLVLA_SOURCES := scripts/lerobot_reference_smolvla.py lerobot_edge/testing/checkpoints/smolvla.py \
-                   lerobot_edge/testing/checkpoints/layout.py
+# the script and every module it imports (tests/test_reference_sources.py checks it)
+SMOLVLA_SOURCES := scripts/lerobot_reference_smolvla.py scripts/reference_vla.py scripts/reference_common.py \
+                   lerobot_edge/testing/checkpoints/smolvla.py lerobot_edge/testing/checkpoints/layout.py
 SMOLVLA_PY      ?= .venv/bin/python
 SMOLVLA_FULL_DIR ?= .cache/smolvla-full
 

@@ -3,25 +3,22 @@
 For each case: build a DiffusionPolicy, redraw every weight (seeded, activations O(1)), save it with its
 processors, reload everything from disk, then run LeRobot's preprocessor -> select_action(noise=…) ->
 postprocessor over several chunks with injected initial noise (DDIM: no other randomness; DDPM's per-step
-noise is drawn by a monkeypatched randn_tensor and recorded, see StepNoiseTap). Writes DIR/<case>/checkpoint/,
+noise is drawn by a monkeypatched randn_tensor and recorded, see run_case). Writes DIR/<case>/checkpoint/,
 DIR/<case>/reference.npz (obs.<i>.<key>, noise.<i>, step_noise.<k>, actions, n_steps), meta.json.
 
-usage: python scripts/lerobot_reference_diffusion.py --out DIR
+usage: python scripts/lerobot_reference_diffusion.py --out DIR [--cases a,b]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).parent))
-from lerobot_reference import generator, make_observations, make_stats, sha256_file  # noqa: E402
+from reference_common import (RecordedNormal, cli, full_stats, generator, lerobot_version, observations, patched,
+                              policy_features, redraw, reload, save_checkpoint, sha256_file, snapshot,
+                              sources_sha256, write_json, write_reference)
 
 CASES = {
     "pusht": dict(inputs=[("observation.image", "VISUAL", (3, 96, 96)), ("observation.state", "STATE", (2,))],
@@ -56,98 +53,46 @@ CASES = {
 }
 
 
-class StepNoiseTap:
-    """Replaces diffusers' randn_tensor inside scheduling_ddpm (this script only): DDPM's per-step noise,
-    which LeRobot draws from torch's global RNG, comes from a seeded generator and is recorded in order."""
-
-    def __init__(self, g: torch.Generator):
-        self.g, self.draws = g, []
-
-    def __call__(self, shape, generator=None, device=None, dtype=None, layout=None):
-        x = torch.randn(tuple(shape), generator=self.g, dtype=torch.float32)
-        self.draws.append(x.numpy().copy())
-        return x
-
-
-@torch.no_grad()
-def redraw(policy: torch.nn.Module, g: torch.Generator) -> None:
-    def normal_(t, std, mean=0.0):
-        t.copy_(mean + std * torch.randn(t.shape, generator=g))
-    for name, mod in policy.named_modules():
-        if isinstance(mod, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.ConvTranspose1d, torch.nn.Linear)):
-            fan_in = mod.weight[0].numel() if not isinstance(mod, torch.nn.ConvTranspose1d) else \
-                mod.weight.shape[0] * mod.weight.shape[2]
-            normal_(mod.weight, 1.0 / math.sqrt(fan_in))
-            if mod.bias is not None:
-                normal_(mod.bias, 0.1)
-        elif isinstance(mod, (torch.nn.GroupNorm, torch.nn.BatchNorm2d)):
-            normal_(mod.weight, 0.1, 1.0)
-            normal_(mod.bias, 0.1)
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                normal_(mod.running_mean, 0.1)
-                mod.running_var.copy_(0.5 + torch.rand(mod.running_var.shape, generator=g))
-
-
 def run_case(name: str, case: dict, out: Path) -> None:
-    from lerobot.configs.types import FeatureType, PolicyFeature
     from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
     from lerobot.policies.diffusion.modeling_diffusion import DiffusionPolicy
     from lerobot.policies.factory import make_pre_post_processors
 
-    seed = case["seed"]
-    cfg = DiffusionConfig(
-        input_features={k: PolicyFeature(type=FeatureType(t), shape=s) for k, t, s in case["inputs"]},
-        output_features={"action": PolicyFeature(type=FeatureType.ACTION, shape=(case["action_dim"],))},
-        pretrained_backbone_weights=None, device="cpu", **case["config"])
+    seed, ckpt = case["seed"], out / name / "checkpoint"
+    input_features, output_features = policy_features(case["inputs"], case["action_dim"])
+    cfg = DiffusionConfig(input_features=input_features, output_features=output_features,
+                          pretrained_backbone_weights=None, device="cpu", **case["config"])
     torch.manual_seed(seed)
     policy = DiffusionPolicy(cfg)
     redraw(policy, generator(seed, "weights"))
-    stats = make_stats(case, generator(seed, "stats"))
-    pre, post = make_pre_post_processors(cfg, dataset_stats=stats)
-    ckpt = out / name / "checkpoint"
-    policy.save_pretrained(ckpt)
-    pre.save_pretrained(ckpt)
-    post.save_pretrained(ckpt)
-    conf = json.loads((ckpt / "config.json").read_text())
-    (ckpt / "config.json").write_text(json.dumps({"type": "diffusion", **conf}, indent=4))
-    # everything below uses what is on disk
-    policy = DiffusionPolicy.from_pretrained(str(ckpt)).eval()
-    pre, post = make_pre_post_processors(policy.config, pretrained_path=str(ckpt),
-                                         preprocessor_overrides={"device_processor": {"device": "cpu"}})
-    obs_steps = make_observations(case, stats, generator(seed, "observations"))
+    expected = snapshot(policy)
+    stats = full_stats(case["inputs"], case["action_dim"], generator(seed, "stats"))
+    save_checkpoint(ckpt, policy, *make_pre_post_processors(cfg, dataset_stats=stats), "diffusion")
+    policy, pre, post = reload(DiffusionPolicy, ckpt, expected)  # everything below uses what is on disk
+    obs_steps = observations(case["inputs"], case["batch"], case["n_steps"], stats, generator(seed, "observations"))
     g = generator(seed, "noise")
     arrays = {"n_steps": np.array(case["n_steps"])}
     actions = []
     import diffusers.schedulers.scheduling_ddpm as ddpm_module
 
-    tap, drawn_by_diffusers = StepNoiseTap(generator(seed, "step_noise")), ddpm_module.randn_tensor
-    ddpm_module.randn_tensor = tap
-    try:
-        with torch.no_grad():
-            for i, obs in enumerate(obs_steps):
-                noise = torch.randn((case["batch"], cfg.horizon, case["action_dim"]), generator=g)
-                actions.append(post(policy.select_action(pre(obs), noise=noise)).numpy())
-                arrays[f"noise.{i}"] = noise.numpy()
-                arrays.update({f"obs.{i}.{k}": v.numpy() for k, v in obs.items()})
-    finally:
-        ddpm_module.randn_tensor = drawn_by_diffusers
+    # DDPM's per-step noise, which LeRobot draws from torch's global RNG inside diffusers, comes from a seeded
+    # generator and is recorded in order
+    tap = RecordedNormal(generator(seed, "step_noise"))
+    with patched(ddpm_module, randn_tensor=tap), torch.no_grad():
+        for i, obs in enumerate(obs_steps):
+            noise = torch.randn((case["batch"], cfg.horizon, case["action_dim"]), generator=g)
+            actions.append(post(policy.select_action(pre(obs), noise=noise)).numpy())
+            arrays[f"noise.{i}"] = noise.numpy()
+            arrays.update({f"obs.{i}.{k}": v.numpy() for k, v in obs.items()})
     arrays.update({f"step_noise.{k}": d for k, d in enumerate(tap.draws)})
     arrays["actions"] = np.stack(actions)
-    np.savez(out / name / "reference.npz", **arrays)
-    meta = {"case": name, "lerobot_version": __import__("lerobot").__version__, "torch": torch.__version__,
-            "weights_sha256": sha256_file(ckpt / "model.safetensors"), "std_actions": float(arrays["actions"].std())}
-    (out / name / "meta.json").write_text(json.dumps(meta, indent=2))
+    write_reference(out / name / "reference.npz", arrays)
+    meta = {"case": name, "lerobot_version": lerobot_version(), "torch": torch.__version__,
+            "weights_sha256": sha256_file(ckpt / "model.safetensors"), "sources_sha256": sources_sha256(),
+            "std_actions": float(arrays["actions"].std())}
+    write_json(out / name / "meta.json", meta)
     print(name, meta)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
-    for name, case in CASES.items():
-        run_case(name, case, Path(args.out))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli(CASES, run_case, __doc__))

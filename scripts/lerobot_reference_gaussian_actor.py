@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """LeRobot 0.6.1 reference checkpoints and outputs for SAC's actor under its 0.6 name, `gaussian_actor`
 (runs ONLY in the LeRobot 0.6 venv; lerobot_edge is never imported). Same files and reference.npz fields as
-scripts/lerobot_reference_sac.py (0.4.4), whose weight redraw, stats and rsample noise tap it reuses:
+scripts/lerobot_reference_sac.py (0.4.4), whose actor outputs it reuses, with the same weight redraw, stats and
+rsample noise tap (reference_common.py):
 
     obs.<key>, mean, std, action_mean (post(tanh(mean))), noise + action_sampled (select_action with LeRobot's
     own tapped rsample draws), discrete_q + discrete_action (cases with num_discrete_actions)
@@ -13,16 +14,14 @@ algorithm), saving `actor.*`, `discrete_critic.{net,output_layer}.*` and, with s
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lerobot_reference_sac import NoiseTap, generator, make_stats, redraw, sha256_file  # noqa: E402
+from lerobot_reference_sac import actor_reference, network_kwargs
+from reference_common import (cli, lerobot_version, mean_std_stats, offset_generator, policy_features, redraw,
+                              reload, save_checkpoint, sha256_file, sources_sha256, write_json, write_reference)
 
 CASES = {
     "ga_image_gripper": {
@@ -46,81 +45,38 @@ CASES = {
 
 
 def make_policy(case: dict, ckpt: Path):
-    from lerobot.configs.types import FeatureType, PolicyFeature
     from lerobot.policies.factory import make_pre_post_processors
     from lerobot.policies.gaussian_actor.configuration_gaussian_actor import (ActorNetworkConfig,
                                                                               CriticNetworkConfig,
                                                                               GaussianActorConfig)
     from lerobot.policies.gaussian_actor.modeling_gaussian_actor import GaussianActorPolicy
 
-    seed, A = case["seed"], case["action_dim"]
-    kw = dict(case["config"])
-    if "actor_network_kwargs" in kw:
-        kw["actor_network_kwargs"] = ActorNetworkConfig(**kw["actor_network_kwargs"])
-    if "discrete_critic_network_kwargs" in kw:
-        kw["discrete_critic_network_kwargs"] = CriticNetworkConfig(**kw["discrete_critic_network_kwargs"])
-    cfg = GaussianActorConfig(
-        input_features={k: PolicyFeature(type=FeatureType(t), shape=s) for k, t, s in case["inputs"]},
-        output_features={"action": PolicyFeature(type=FeatureType.ACTION, shape=(A,))}, device="cpu", **kw)
+    seed = case["seed"]
+    input_features, output_features = policy_features(case["inputs"], case["action_dim"])
+    cfg = GaussianActorConfig(input_features=input_features, output_features=output_features, device="cpu",
+                              **network_kwargs(case["config"], ActorNetworkConfig, CriticNetworkConfig))
     torch.manual_seed(seed)
     policy = GaussianActorPolicy(cfg)
-    redraw(policy, generator(seed, "weights"))
-    stats = make_stats(case, generator(seed, "stats"))
-    pre, post = make_pre_post_processors(cfg, dataset_stats=stats)
-    for obj in (policy, pre, post):
-        obj.save_pretrained(ckpt)
-    policy = GaussianActorPolicy.from_pretrained(str(ckpt)).eval()
-    pre, post = make_pre_post_processors(policy.config, pretrained_path=str(ckpt),
-                                         preprocessor_overrides={"device_processor": {"device": "cpu"}})
+    redraw(policy, offset_generator(seed, "weights"))
+    stats = mean_std_stats(case["inputs"], case["action_dim"], offset_generator(seed, "stats"))
+    save_checkpoint(ckpt, policy, *make_pre_post_processors(cfg, dataset_stats=stats))  # 0.6 writes "type"
+    policy, pre, post = reload(GaussianActorPolicy, ckpt)
     return policy, pre, post, stats
 
 
 def run_case(name: str, case: dict, out: Path) -> None:
-    import torch.distributions.multivariate_normal as mvn
-
     ckpt = out / name / "checkpoint"
     policy, pre, post, stats = make_policy(case, ckpt)
     assert json.loads((ckpt / "config.json").read_text())["type"] == "gaussian_actor"
-    seed, B, A = case["seed"], case["batch"], case["action_dim"]
-    g = generator(seed, "observations")
-    obs = {k: (torch.rand((B, *s), generator=g) if t == "VISUAL" else
-               stats[k]["mean"] + stats[k]["std"] * torch.randn((B, *s), generator=g)) for k, t, s in case["inputs"]}
-    tap, orig = NoiseTap(generator(seed, "noise")), mvn._standard_normal
-    mvn._standard_normal = tap
-    try:
-        with torch.no_grad():
-            batch = {k: v for k, v in pre(dict(obs)).items() if k.startswith("observation.")}
-            _, _, mean = policy.actor(batch, None)
-            h = policy.actor.network(policy.actor.encoder(batch))
-            std = torch.clamp(torch.exp(policy.actor.std_layer(h)), policy.actor.std_min, policy.actor.std_max)
-            tap.draws.clear()
-            action = policy.select_action(batch)                             # (B, A[+1]) normalized
-            arrays = {f"obs.{k}": v.numpy() for k, v in obs.items()}
-            arrays.update(mean=mean.numpy(), std=std.numpy(), noise=tap.draws[0],
-                          action_mean=post(torch.tanh(mean)).numpy(), action_sampled=post(action[:, :A]).numpy())
-            if policy.config.num_discrete_actions is not None:
-                arrays["discrete_q"] = policy.discrete_critic(batch, None).numpy()
-                arrays["discrete_action"] = action[:, A].long().numpy()
-    finally:
-        mvn._standard_normal = orig
-    assert len(tap.draws) == 1 and tap.draws[0].shape == (B, A), [d.shape for d in tap.draws]
-    np.savez(out / name / "reference.npz", **arrays)
-    meta = {"case": name, "lerobot_version": __import__("lerobot").__version__, "torch": torch.__version__,
+    arrays = actor_reference(policy, pre, post, case, stats)
+    write_reference(out / name / "reference.npz", arrays)
+    meta = {"case": name, "lerobot_version": lerobot_version(), "torch": torch.__version__,
             "weights_sha256": sha256_file(ckpt / "model.safetensors"),
-            "script_sha256": sha256_file(Path(__file__)), "std_mean": float(arrays["mean"].std())}
-    (out / name / "meta.json").write_text(json.dumps(meta, indent=2))
+            "script_sha256": sha256_file(Path(__file__)), "sources_sha256": sources_sha256(),
+            "std_mean": float(arrays["mean"].std())}
+    write_json(out / name / "meta.json", meta)
     print(name, meta)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--cases", default=",".join(CASES))
-    args = ap.parse_args()
-    for name in args.cases.split(","):
-        run_case(name, CASES[name], Path(args.out))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli(CASES, run_case, __doc__))

@@ -4,7 +4,8 @@
 Builds a reduced pi0 with LeRobot's own classes (openpi's `dummy` Gemma for the VLM and the expert, a tiny
 SigLIP), redraws every weight with a seed, saves it in LeRobot's layout (config.json + model.safetensors +
 processor files whose tokenizer step points at a local synthetic tokenizer), then records LeRobot's
-`predict_action_chunk` on shared noise, with and without RTC guidance. Of lerobot_edge only the numpy checkpoint writers of lerobot_edge.testing are imported.
+`predict_action_chunk` on shared noise, with and without RTC guidance (reference_vla.py, shared with SmolVLA).
+Of lerobot_edge only the numpy checkpoint writers of lerobot_edge.testing are imported.
 
 LeRobot needs three patches to build a reduced model, all confined to this process:
   - `get_gemma_config` learns openpi's `dummy` variant (LeRobot only knows gemma_2b / gemma_300m);
@@ -21,12 +22,10 @@ OUT/meta.json, OUT/DONE
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 SCRIPT = Path(__file__).resolve()
@@ -34,13 +33,13 @@ REPO = SCRIPT.parents[1]
 sys.path.insert(0, str(REPO))   # lerobot_edge.testing's checkpoint writers (numpy + tokenizers only)
 from lerobot_edge.testing.checkpoints.layout import random_stats, random_weights  # noqa: E402  (numpy only)
 from lerobot_edge.testing.checkpoints.pi import TINY_VISION, write_tokenizer  # noqa: E402  (numpy + tokenizers)
+from reference_vla import chunk_cases, feature_types, finish, random_state_dict, torch_stats  # noqa: E402
 
 SEED = 7
 CAMERAS = {"observation.images.top": (3, 96, 128), "observation.images.wrist": (3, 64, 64)}
 STATE_DIM, ACTION_DIM, CHUNK = 6, 5, 8
 TOK_LEN = {"pi0": 12, "pi05": 96}
 DUMMY = dict(width=64, depth=4, mlp_dim=128, num_heads=8, num_kv_heads=1, head_dim=16)
-RTC_CASES = {"rtc_linear": ("LINEAR", 2, 5, 10.0), "rtc_exp": ("EXP", 3, 6, 5.0)}
 
 
 def patch_lerobot(tokenizer_dir: Path) -> None:
@@ -82,8 +81,7 @@ def build_policy(kind: str):
                  chunk_size=CHUNK, n_action_steps=CHUNK, tokenizer_max_length=TOK_LEN[kind], device="cpu")
     cfg.paligemma_variant = cfg.action_expert_variant = "dummy"  # set after __post_init__'s check
     policy = Policy(cfg)
-    own = policy.state_dict()
-    new = {k: torch.from_numpy(v) for k, v in random_weights({k: tuple(t.shape) for k, t in own.items()}, SEED).items()}
+    new = random_state_dict(policy, random_weights, SEED)
     for k in new:  # Gemma stores RMSNorm scales as offsets (x * (1 + w)): keep the scale near 1
         if k.endswith("norm.weight") and ("language_model" in k or "gemma_expert" in k):
             new[k] = new[k] - 1.0
@@ -91,27 +89,6 @@ def build_policy(kind: str):
     new["model.paligemma_with_expert.paligemma.lm_head.weight"] = new[embed]  # tied
     policy.load_state_dict(new, strict=True)
     return policy.eval(), cfg
-
-
-def observations(rng: np.random.Generator, batch: int, cameras: list[str]) -> dict:
-    obs = {k: rng.random((batch, *CAMERAS[k])).astype(np.float32) for k in cameras}
-    obs["observation.state"] = rng.normal(0, 2, (batch, STATE_DIM)).astype(np.float32)
-    obs["task"] = ["pick the red cube", "open the drawer and put the blue block into it"][:batch]
-    return obs
-
-
-def run(policy, pre, post, obs: dict, noise: np.ndarray, **rtc) -> tuple[np.ndarray, np.ndarray]:
-    batch = {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v) for k, v in obs.items()}
-    with torch.no_grad():
-        normalized = policy.predict_action_chunk(pre(batch), noise=torch.from_numpy(noise), **rtc)
-        robot = post(normalized)
-    return robot.numpy(), normalized.numpy()
-
-
-def save_case(path: Path, obs: dict, noise: np.ndarray, robot, normalized, **extra) -> None:
-    arrays = {f"obs.{k}": v for k, v in obs.items() if k != "task"}
-    np.savez_compressed(path, **arrays, task=np.array(obs["task"]), noise=noise, chunk=robot,
-                        chunk_normalized=normalized, **{k: np.asarray(v) for k, v in extra.items()})
 
 
 def main() -> None:
@@ -124,16 +101,11 @@ def main() -> None:
     checks = {}
     for kind in ("pi0", "pi05"):
         torch.manual_seed(SEED)
-        make_cases(kind, out, checks)
-    meta = {"lerobot": __import__("lerobot").__version__, "transformers": __import__("transformers").__version__,
-            "torch": torch.__version__, "seed": SEED, "script_sha256": hashlib.sha256(SCRIPT.read_bytes()).hexdigest(),
-            "checks": checks}
-    (out / "meta.json").write_text(json.dumps(meta, indent=2))
-    (out / "DONE").write_text("ok\n")
-    print(json.dumps(meta, indent=2))
+        checks[f"{kind}_noise_moves_chunk"] = make_cases(kind, out)["noise_moves_chunk"]
+    print(json.dumps(finish(out, SCRIPT, SEED, checks), indent=2))
 
 
-def make_cases(kind: str, out: Path, checks: dict) -> None:
+def make_cases(kind: str, out: Path) -> dict:
     policy, cfg = build_policy(kind)
     ck = out / kind / "checkpoint"
     policy.save_pretrained(ck)
@@ -144,44 +116,11 @@ def make_cases(kind: str, out: Path, checks: dict) -> None:
         from lerobot.policies.pi0.processor_pi0 import make_pi0_pre_post_processors as make
     else:
         from lerobot.policies.pi05.processor_pi05 import make_pi05_pre_post_processors as make
-    feats = {**{k: {"type": "VISUAL"} for k in CAMERAS}, "observation.state": {"type": "STATE", "shape": [STATE_DIM]},
-             "action": {"type": "ACTION", "shape": [ACTION_DIM]}}
-    stats = {k: {s: torch.from_numpy(v) for s, v in st.items()} for k, st in random_stats(feats, SEED).items()}
+    stats = torch_stats(random_stats(feature_types(CAMERAS, STATE_DIM, ACTION_DIM), SEED))
     pre, post = make(cfg, dataset_stats=stats)
     pre.save_pretrained(ck)
     post.save_pretrained(ck)
-    rng = np.random.default_rng(SEED)
-    obs = observations(rng, 2, list(CAMERAS))
-    noise = rng.standard_normal((2, CHUNK, 32)).astype(np.float32)
-    robot, normalized = run(policy, pre, post, obs, noise)
-    save_case(out / kind / "plain.npz", obs, noise, robot, normalized)
-    # sensitivity: other noise must move the chunk
-    checks[f"{kind}_noise_moves_chunk"] = float(np.abs(run(policy, pre, post, obs, noise[::-1].copy())[1]
-                                                       - normalized).max())
-    obs1 = observations(rng, 1, ["observation.images.top"])
-    noise1 = rng.standard_normal((1, CHUNK, 32)).astype(np.float32)
-    save_case(out / kind / "missing_camera.npz", obs1, noise1, *run(policy, pre, post, obs1, noise1))
-    _rtc_cases(policy, pre, post, out / kind, obs, normalized, rng)
-
-
-def _rtc_cases(policy, pre, post, out: Path, obs: dict, first: np.ndarray, rng) -> None:
-    from lerobot.configs import RTCAttentionSchedule
-    from lerobot.policies.rtc.configuration_rtc import RTCConfig
-
-    for name, (schedule, delay, horizon, max_gw) in RTC_CASES.items():
-        policy.config.rtc_config = RTCConfig(enabled=True, prefix_attention_schedule=RTCAttentionSchedule[schedule],
-                                             max_guidance_weight=max_gw, execution_horizon=horizon)
-        policy.init_rtc_processor()
-        left_norm = torch.from_numpy(first[:, 2:].copy())                    # (B, T-2, A) normalized
-        left_robot = post(left_norm).numpy()
-        noise = rng.standard_normal((2, CHUNK, 32)).astype(np.float32)
-        robot, normalized = run(policy, pre, post, obs, noise, inference_delay=delay, prev_chunk_left_over=left_norm,
-                                execution_horizon=horizon)
-        save_case(out / f"{name}.npz", obs, noise, robot, normalized, leftover_normalized=left_norm.numpy(),
-                  leftover=left_robot, inference_delay=delay, execution_horizon=horizon, max_guidance_weight=max_gw,
-                  schedule=schedule)
-    policy.config.rtc_config = None
-    policy.init_rtc_processor()
+    return chunk_cases(policy, pre, post, out / kind, CAMERAS, STATE_DIM, CHUNK, SEED)
 
 
 if __name__ == "__main__":

@@ -14,15 +14,13 @@ from_pretrained before anything is computed), OUT/<case>/reference.npz and OUT/<
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
-import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
+from reference_common import (RecordedNormal, cli, lerobot_version, mean_std_stats, observation_batch,
+                              observations, offset_generator, patched, policy_features, redraw, reload,
+                              save_checkpoint, sha256_file, snapshot, sources_sha256, write_json, write_reference)
 
 # Every case keeps LeRobot's defaults except the sizes it names; in particular use_torch_compile stays on (its
 # default), so the critic ensemble and its target are saved under `critic_*._orig_mod.*` as real training runs
@@ -57,42 +55,6 @@ CASES = {
 }
 
 
-def generator(seed: int, what: str) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 1000 + int(hashlib.sha256(what.encode()).hexdigest()[:6], 16))
-
-
-def sha256_file(p: Path) -> str:
-    return hashlib.sha256(p.read_bytes()).hexdigest()
-
-
-@torch.no_grad()
-def redraw(policy: torch.nn.Module, g: torch.Generator) -> None:
-    """Every weight at a scale where it changes the output (LeRobot's init_final=0.05 hides the heads)."""
-    def normal_(t, std, mean=0.0):
-        t.copy_(mean + std * torch.randn(t.shape, generator=g))
-    for mod in policy.modules():
-        if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)):
-            normal_(mod.weight, 1.0 / math.sqrt(mod.weight[0].numel()))
-            normal_(mod.bias, 0.1)
-        elif isinstance(mod, torch.nn.LayerNorm):
-            normal_(mod.weight, 0.1, 1.0)
-            normal_(mod.bias, 0.1)
-        elif hasattr(mod, "kernel"):                                  # SpatialLearnedEmbeddings
-            normal_(mod.kernel, 0.3)
-
-
-def make_stats(case: dict, g: torch.Generator) -> dict:
-    stats = {}
-    for key, kind, shape in [*case["inputs"], ("action", "ACTION", (case["action_dim"],))]:
-        if kind == "VISUAL":
-            stats[key] = {"mean": torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1),
-                          "std": torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)}
-            continue
-        mean, std = torch.randn(shape, generator=g), 0.5 + torch.rand(shape, generator=g)
-        stats[key] = {"mean": mean, "std": std, "min": mean - 2 * std, "max": mean + 2 * std}
-    return stats
-
-
 def saved_key_groups(path: Path) -> dict[str, int]:
     """Key count per top-level group as saved (`critic_ensemble._orig_mod.critics`, `log_alpha`, ...)."""
     from safetensors import safe_open
@@ -106,91 +68,69 @@ def saved_key_groups(path: Path) -> dict[str, int]:
     return groups
 
 
-class NoiseTap:
-    """Replaces torch.distributions' _standard_normal in MultivariateNormal (this script only)."""
+def actor_reference(policy, pre, post, case: dict, stats: dict) -> dict:
+    """The reference.npz arrays (module docstring) of LeRobot's actor (SAC 0.4.4, gaussian_actor 0.6.1) on the
+    case's observations; rsample's standard-normal draws come from a seeded generator and are recorded."""
+    import torch.distributions.multivariate_normal as mvn
 
-    def __init__(self, g: torch.Generator):
-        self.g, self.draws = g, []
+    seed, B, A = case["seed"], case["batch"], case["action_dim"]
+    obs = observations(case["inputs"], B, 1, stats, offset_generator(seed, "observations"))[0]
+    tap = RecordedNormal(offset_generator(seed, "noise"))
+    with patched(mvn, _standard_normal=tap), torch.no_grad():
+        batch = observation_batch(pre, obs)
+        _, _, mean = policy.actor(batch, None)
+        h = policy.actor.network(policy.actor.encoder(batch))
+        std = torch.clamp(torch.exp(policy.actor.std_layer(h)), policy.actor.std_min, policy.actor.std_max)
+        tap.draws.clear()
+        action = policy.select_action(batch)                             # (B, A[+1]) normalized
+        arrays = {f"obs.{k}": v.numpy() for k, v in obs.items()}
+        arrays.update(mean=mean.numpy(), std=std.numpy(), noise=tap.draws[0],
+                      action_mean=post(torch.tanh(mean)).numpy(), action_sampled=post(action[:, :A]).numpy())
+        if policy.config.num_discrete_actions is not None:
+            arrays["discrete_q"] = policy.discrete_critic(batch, None).numpy()
+            arrays["discrete_action"] = action[:, A].long().numpy()
+    assert len(tap.draws) == 1 and tap.draws[0].shape == (B, A), [d.shape for d in tap.draws]
+    return arrays
 
-    def __call__(self, shape, dtype=None, device=None):
-        x = torch.randn(tuple(shape), generator=self.g, dtype=torch.float32)
-        self.draws.append(x.numpy().copy())
-        return x
+
+def network_kwargs(config: dict, actor_cfg, critic_cfg) -> dict:
+    """The case's config with its network dicts as LeRobot's ActorNetworkConfig / CriticNetworkConfig."""
+    kw = dict(config)
+    if "actor_network_kwargs" in kw:
+        kw["actor_network_kwargs"] = actor_cfg(**kw["actor_network_kwargs"])
+    if "discrete_critic_network_kwargs" in kw:
+        kw["discrete_critic_network_kwargs"] = critic_cfg(**kw["discrete_critic_network_kwargs"])
+    return kw
 
 
 def run_case(name: str, case: dict, out: Path) -> None:
-    import torch.distributions.multivariate_normal as mvn
-    from lerobot.configs.types import FeatureType, PolicyFeature
     from lerobot.policies.factory import make_pre_post_processors
     from lerobot.policies.sac.configuration_sac import ActorNetworkConfig, CriticNetworkConfig, SACConfig
     from lerobot.policies.sac.modeling_sac import SACPolicy
 
-    seed, B, A = case["seed"], case["batch"], case["action_dim"]
-    kw = dict(case["config"])
-    if "actor_network_kwargs" in kw:
-        kw["actor_network_kwargs"] = ActorNetworkConfig(**kw["actor_network_kwargs"])
-    if "discrete_critic_network_kwargs" in kw:
-        kw["discrete_critic_network_kwargs"] = CriticNetworkConfig(**kw["discrete_critic_network_kwargs"])
-    cfg = SACConfig(input_features={k: PolicyFeature(type=FeatureType(t), shape=s) for k, t, s in case["inputs"]},
-                    output_features={"action": PolicyFeature(type=FeatureType.ACTION, shape=(A,))},
-                    device="cpu", **kw)
+    seed, ckpt = case["seed"], out / name / "checkpoint"
+    input_features, output_features = policy_features(case["inputs"], case["action_dim"])
+    cfg = SACConfig(input_features=input_features, output_features=output_features, device="cpu",
+                    **network_kwargs(case["config"], ActorNetworkConfig, CriticNetworkConfig))
     torch.manual_seed(seed)
     policy = SACPolicy(cfg)
-    redraw(policy, generator(seed, "weights"))
-    stats = make_stats(case, generator(seed, "stats"))
-    pre, post = make_pre_post_processors(cfg, dataset_stats=stats)
-    ckpt = out / name / "checkpoint"
-    policy.save_pretrained(ckpt)
-    pre.save_pretrained(ckpt)
-    post.save_pretrained(ckpt)
-    conf = json.loads((ckpt / "config.json").read_text())
-    (ckpt / "config.json").write_text(json.dumps({"type": "sac", **conf}, indent=4))
-    policy = SACPolicy.from_pretrained(str(ckpt)).eval()
-    pre, post = make_pre_post_processors(policy.config, pretrained_path=str(ckpt),
-                                         preprocessor_overrides={"device_processor": {"device": "cpu"}})
-    g = generator(seed, "observations")
-    obs = {k: (torch.rand((B, *s), generator=g) if t == "VISUAL" else
-               stats[k]["mean"] + stats[k]["std"] * torch.randn((B, *s), generator=g)) for k, t, s in case["inputs"]}
-    tap, orig = NoiseTap(generator(seed, "noise")), mvn._standard_normal
-    mvn._standard_normal = tap
-    try:
-        with torch.no_grad():
-            batch = {k: v for k, v in pre(dict(obs)).items() if k.startswith("observation.")}
-            _, _, mean = policy.actor(batch, None)
-            enc = policy.actor.encoder(batch)
-            h = policy.actor.network(enc)
-            std = torch.clamp(torch.exp(policy.actor.std_layer(h)), policy.actor.std_min, policy.actor.std_max)
-            tap.draws.clear()
-            action = policy.select_action(batch)                             # (B, A[+1]) normalized
-            arrays = {f"obs.{k}": v.numpy() for k, v in obs.items()}
-            arrays.update(mean=mean.numpy(), std=std.numpy(), noise=tap.draws[0],
-                          action_mean=post(torch.tanh(mean)).numpy(), action_sampled=post(action[:, :A]).numpy())
-            if cfg.num_discrete_actions is not None:
-                arrays["discrete_q"] = policy.discrete_critic(batch, None).numpy()
-                arrays["discrete_action"] = action[:, A].long().numpy()
-    finally:
-        mvn._standard_normal = orig
-    assert len(tap.draws) == 1 and tap.draws[0].shape == (B, A), [d.shape for d in tap.draws]
-    np.savez(out / name / "reference.npz", **arrays)
-    meta = {"case": name, "lerobot_version": __import__("lerobot").__version__, "torch": torch.__version__,
+    redraw(policy, offset_generator(seed, "weights"))  # LeRobot's init_final=0.05 hides the heads
+    expected = snapshot(policy)
+    stats = mean_std_stats(case["inputs"], case["action_dim"], offset_generator(seed, "stats"))
+    save_checkpoint(ckpt, policy, *make_pre_post_processors(cfg, dataset_stats=stats), "sac")
+    policy, pre, post = reload(SACPolicy, ckpt, expected)
+    arrays = actor_reference(policy, pre, post, case, stats)
+    write_reference(out / name / "reference.npz", arrays)
+    meta = {"case": name, "lerobot_version": lerobot_version(), "torch": torch.__version__,
             "weights_sha256": sha256_file(ckpt / "model.safetensors"),
-            "script_sha256": sha256_file(Path(__file__)), "std_mean": float(arrays["mean"].std()),
+            "script_sha256": sha256_file(Path(__file__)), "sources_sha256": sources_sha256(),
+            "std_mean": float(arrays["mean"].std()),
             "use_torch_compile": cfg.use_torch_compile, "saved_keys": saved_key_groups(ckpt / "model.safetensors")}
     # the layout a default training run saves, checked here so a reference can never silently lose it
     assert cfg.use_torch_compile == any("._orig_mod." in k for k in meta["saved_keys"]), meta["saved_keys"]
-    (out / name / "meta.json").write_text(json.dumps(meta, indent=2))
+    write_json(out / name / "meta.json", meta)
     print(name, meta)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--cases", default=",".join(CASES))
-    args = ap.parse_args()
-    for name in args.cases.split(","):
-        run_case(name, CASES[name], Path(args.out))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli(CASES, run_case, __doc__))

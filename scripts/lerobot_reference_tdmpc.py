@@ -12,15 +12,14 @@ from numpy's default_rng(DRAW_SEED) in the order lerobot_edge's runtime consumes
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from reference_common import (cli, lerobot_version, min_max_stats, observation_batch, observations,
+                              offset_generator, patched, policy_features, redraw, reload, save_checkpoint,
+                              sha256_file, snapshot, sources_sha256, write_json, write_reference)
 
 DRAW_SEED = 4242
 CASES = {
@@ -35,24 +34,6 @@ CASES = {
                                               "n_pi_samples": 6, "n_elites": 8, "cem_iterations": 3,
                                               "q_ensemble_size": 4, "n_action_repeats": 2}},
 }
-
-
-def generator(seed: int, what: str) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 1000 + int(hashlib.sha256(what.encode()).hexdigest()[:6], 16))
-
-
-@torch.no_grad()
-def redraw(policy: torch.nn.Module, g: torch.Generator) -> None:
-    """Every weight at a scale where it matters (LeRobot zero-initializes the reward and Q heads)."""
-    def normal_(t, std, mean=0.0):
-        t.copy_(mean + std * torch.randn(t.shape, generator=g))
-    for mod in policy.modules():
-        if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)):
-            normal_(mod.weight, 1.0 / math.sqrt(mod.weight[0].numel()))
-            normal_(mod.bias, 0.1)
-        elif isinstance(mod, torch.nn.LayerNorm):
-            normal_(mod.weight, 0.1, 1.0)
-            normal_(mod.bias, 0.1)
 
 
 class Draws:
@@ -77,41 +58,27 @@ class Draws:
 
 
 def run_case(name: str, case: dict, out: Path) -> None:
-    from lerobot.configs.types import FeatureType, PolicyFeature
     from lerobot.policies.factory import make_pre_post_processors
     from lerobot.policies.tdmpc.configuration_tdmpc import TDMPCConfig
     from lerobot.policies.tdmpc.modeling_tdmpc import TDMPCPolicy
 
-    seed, B, A = case["seed"], case["batch"], case["action_dim"]
-    cfg = TDMPCConfig(input_features={k: PolicyFeature(type=FeatureType(t), shape=s) for k, t, s in case["inputs"]},
-                      output_features={"action": PolicyFeature(type=FeatureType.ACTION, shape=(A,))},
-                      device="cpu", **case["config"])
+    seed, ckpt = case["seed"], out / name / "checkpoint"
+    input_features, output_features = policy_features(case["inputs"], case["action_dim"])
+    cfg = TDMPCConfig(input_features=input_features, output_features=output_features, device="cpu",
+                      **case["config"])
     torch.manual_seed(seed)
     policy = TDMPCPolicy(cfg)
-    redraw(policy, generator(seed, "weights"))
-    stats = {}
-    g = generator(seed, "stats")
-    for key, kind, shape in [*case["inputs"], ("action", "ACTION", (A,))]:
-        if kind != "VISUAL":
-            lo = torch.randn(shape, generator=g)
-            stats[key] = {"min": lo, "max": lo + 1 + torch.rand(shape, generator=g)}
-    pre, post = make_pre_post_processors(cfg, dataset_stats=stats)
-    ckpt = out / name / "checkpoint"
-    for obj in (policy, pre, post):
-        obj.save_pretrained(ckpt)
-    conf = json.loads((ckpt / "config.json").read_text())
-    (ckpt / "config.json").write_text(json.dumps({"type": "tdmpc", **conf}, indent=4))
-    policy = TDMPCPolicy.from_pretrained(str(ckpt)).eval()
-    pre, post = make_pre_post_processors(policy.config, pretrained_path=str(ckpt),
-                                         preprocessor_overrides={"device_processor": {"device": "cpu"}})
-    g = generator(seed, "observations")
-    steps = [{k: (torch.rand((B, *s), generator=g) if t == "VISUAL" else
-                  stats[k]["min"] + (stats[k]["max"] - stats[k]["min"]) * torch.rand((B, *s), generator=g))
-              for k, t, s in case["inputs"]} for _ in range(case["n_steps"])]
+    redraw(policy, offset_generator(seed, "weights"))  # LeRobot zero-initializes the reward and Q heads
+    expected = snapshot(policy)
+    stats = min_max_stats(case["inputs"], case["action_dim"], offset_generator(seed, "stats"))
+    save_checkpoint(ckpt, policy, *make_pre_post_processors(cfg, dataset_stats=stats), "tdmpc")
+    policy, pre, post = reload(TDMPCPolicy, ckpt, expected)
+    steps = observations(case["inputs"], case["batch"], case["n_steps"], stats,
+                         offset_generator(seed, "observations"), state_draw="uniform")
     arrays = {"n_steps": np.array(case["n_steps"]), "draw_seed": np.array(DRAW_SEED)}
-    draws, saved = Draws(DRAW_SEED), {n: getattr(torch, n) for n in ("randn", "randn_like", "randint", "multinomial")}
+    draws = Draws(DRAW_SEED)
     with torch.no_grad():
-        b0 = {k: v for k, v in pre(dict(steps[0])).items() if k.startswith("observation.")}
+        b0 = observation_batch(pre, steps[0])
         enc = {k: b0[k] for k in b0 if k in ("observation.state", "observation.environment_state")}
         if cfg.image_features:
             enc["observation.image"] = b0[next(iter(cfg.image_features))]
@@ -119,34 +86,18 @@ def run_case(name: str, case: dict, out: Path) -> None:
         arrays.update(z=z.numpy(), pi=policy.model.pi(z).numpy())
         policy.reset()
         actions = []
-        for n in saved:
-            setattr(torch, n, getattr(draws, n))
-        try:
+        with patched(torch, **{n: getattr(draws, n) for n in ("randn", "randn_like", "randint", "multinomial")}):
             for i, obs in enumerate(steps):
-                batch = {k: v for k, v in pre(dict(obs)).items() if k.startswith("observation.")}
-                actions.append(post(policy.select_action(batch)).numpy())
+                actions.append(post(policy.select_action(observation_batch(pre, obs))).numpy())
                 arrays.update({f"obs.{i}.{k}": v.numpy() for k, v in obs.items()})
-        finally:
-            for n, f in saved.items():
-                setattr(torch, n, f)
     arrays["actions"] = np.stack(actions)
-    np.savez(out / name / "reference.npz", **arrays)
-    meta = {"case": name, "lerobot_version": __import__("lerobot").__version__, "torch": torch.__version__,
-            "script_sha256": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+    write_reference(out / name / "reference.npz", arrays)
+    meta = {"case": name, "lerobot_version": lerobot_version(), "torch": torch.__version__,
+            "script_sha256": sha256_file(Path(__file__)), "sources_sha256": sources_sha256(),
             "std_actions": float(arrays["actions"].std())}
-    (out / name / "meta.json").write_text(json.dumps(meta, indent=2))
+    write_json(out / name / "meta.json", meta)
     print(name, meta)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--cases", default=",".join(CASES))
-    args = ap.parse_args()
-    for name in args.cases.split(","):
-        run_case(name, CASES[name], Path(args.out))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli(CASES, run_case, __doc__))

@@ -18,15 +18,14 @@ rollout uses are saved, so lerobot-edge gets the same draws injected (`noise=`):
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from reference_common import (cli, lerobot_version, min_max_stats, normal_, observation_batch, observations,
+                              offset_generator, patched, policy_features, redraw, reload, save_checkpoint,
+                              sha256_file, snapshot, sources_sha256, write_json, write_reference)
 
 DRAW_SEED = 5151
 SMALL = dict(vqvae_n_embed=8, vqvae_embedding_dim=16, vqvae_enc_hidden_dim=24, gpt_block_size=24, gpt_input_dim=32,
@@ -44,36 +43,25 @@ CASES = {
 }
 
 
-def generator(seed: int, what: str) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 1000 + int(hashlib.sha256(what.encode()).hexdigest()[:6], 16))
-
-
 @torch.no_grad()
-def redraw(policy: torch.nn.Module, g: torch.Generator) -> None:
-    """Every tensor at a scale where it changes the actions (minGPT initializes at std 0.02)."""
-    def normal_(t, std, mean=0.0):
-        t.copy_(mean + std * torch.randn(t.shape, generator=g))
-    for mod in policy.modules():
-        if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)):
-            normal_(mod.weight, 1.0 / math.sqrt(mod.weight[0].numel()))
-            if mod.bias is not None:
-                normal_(mod.bias, 0.1)
-        elif isinstance(mod, (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.BatchNorm2d)):
-            normal_(mod.weight, 0.1, 1.0)
-            normal_(mod.bias, 0.1)
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                normal_(mod.running_mean, 0.1)
-                mod.running_var.copy_(0.5 + torch.rand(mod.running_var.shape, generator=g))
-        elif isinstance(mod, torch.nn.Embedding):
-            normal_(mod.weight, 0.5)
+def redraw_vqbet(policy: torch.nn.Module, g: torch.Generator) -> None:
+    """Every tensor at a scale where it changes the actions (minGPT initializes at std 0.02), the action token
+    and the codebooks included; then LeRobot's state after training phase 1 (VQBeTHead.discretize): inference
+    uses the trained VQ-VAE."""
+    redraw(policy, g, embedding_std=0.5)
     vqbet = policy.vqbet
-    normal_(vqbet.action_token, 1.0)
+    normal_(vqbet.action_token, g, 1.0)
     vq = vqbet.action_head.vqvae_model
     for layer in vq.vq_layer.layers:
-        normal_(layer._codebook.embed, 1.0)
-    # LeRobot's state after training phase 1 (VQBeTHead.discretize): inference uses the trained VQ-VAE
+        normal_(layer._codebook.embed, g, 1.0)
     vq.discretized.fill_(True)
     vq.vq_layer.freeze_codebook.fill_(True)
+
+
+def case_inputs(case: dict) -> list:
+    """The case's camera and state as [(key, type, shape)], in LeRobot's input_features order."""
+    cam, shape = case["camera"]
+    return [(cam, "VISUAL", shape), ("observation.state", "STATE", (case["state_dim"],))]
 
 
 class InverseCDF:
@@ -94,34 +82,22 @@ class InverseCDF:
 
 
 def make_policy(case: dict, out: Path):
-    from lerobot.configs.types import FeatureType, PolicyFeature
     from lerobot.policies.factory import make_pre_post_processors
     from lerobot.policies.vqbet.configuration_vqbet import VQBeTConfig
     from lerobot.policies.vqbet.modeling_vqbet import VQBeTPolicy
 
-    seed, (cam, shape), A = case["seed"], case["camera"], case["action_dim"]
-    inputs = {cam: PolicyFeature(type=FeatureType.VISUAL, shape=shape),
-              "observation.state": PolicyFeature(type=FeatureType.STATE, shape=(case["state_dim"],))}
-    cfg = VQBeTConfig(input_features=inputs, output_features={"action": PolicyFeature(type=FeatureType.ACTION,
-                                                                                     shape=(A,))},
-                      device="cpu", **case["config"])
+    seed, A = case["seed"], case["action_dim"]
+    input_features, output_features = policy_features(case_inputs(case), A)
+    cfg = VQBeTConfig(input_features=input_features, output_features=output_features, device="cpu",
+                      **case["config"])
     torch.manual_seed(seed)
     policy = VQBeTPolicy(cfg)
-    redraw(policy, generator(seed, "weights"))
-    g = generator(seed, "stats")
-    stats = {}
-    for key, dim in (("observation.state", case["state_dim"]), ("action", A)):
-        lo = torch.randn(dim, generator=g)
-        stats[key] = {"min": lo, "max": lo + 1 + torch.rand(dim, generator=g)}
-    pre, post = make_pre_post_processors(cfg, dataset_stats=stats)
+    redraw_vqbet(policy, offset_generator(seed, "weights"))
+    expected = snapshot(policy)
+    stats = min_max_stats(case_inputs(case), A, offset_generator(seed, "stats"))
     ckpt = out / "checkpoint"
-    for obj in (policy, pre, post):
-        obj.save_pretrained(ckpt)
-    conf = json.loads((ckpt / "config.json").read_text())
-    (ckpt / "config.json").write_text(json.dumps({"type": "vqbet", **conf}, indent=4))
-    policy = VQBeTPolicy.from_pretrained(str(ckpt)).eval()
-    pre, post = make_pre_post_processors(policy.config, pretrained_path=str(ckpt),
-                                         preprocessor_overrides={"device_processor": {"device": "cpu"}})
+    save_checkpoint(ckpt, policy, *make_pre_post_processors(cfg, dataset_stats=stats), "vqbet")
+    policy, pre, post = reload(VQBeTPolicy, ckpt, expected)
     assert bool(policy.vqbet.action_head.vqvae_model.discretized)
     return policy, pre, post, stats
 
@@ -145,28 +121,20 @@ def run_case(name: str, case: dict, out: Path) -> None:
     policy, pre, post, stats = make_policy(case, out / name)
     B, cfg = case["batch"], policy.config
     S, W = cfg.n_obs_steps, cfg.action_chunk_size
-    cam, shape = case["camera"]
-    g = generator(case["seed"], "observations")
-    st = stats["observation.state"]
-    steps = [{cam: torch.rand((B, *shape), generator=g),
-              "observation.state": st["min"] + (st["max"] - st["min"]) * torch.rand((B, case["state_dim"]),
-                                                                                    generator=g)}
-             for _ in range(case["n_steps"])]
+    steps = observations(case_inputs(case), B, case["n_steps"], stats, offset_generator(case["seed"], "observations"),
+                         state_draw="uniform")
     heads: list[tuple] = []
     hook = policy.vqbet.action_head.register_forward_hook(lambda m, a, o: heads.append((a[0], o)))
-    draws, saved = InverseCDF(DRAW_SEED), torch.multinomial
+    draws = InverseCDF(DRAW_SEED)
     arrays: dict[str, np.ndarray] = {"n_steps": np.array(case["n_steps"])}
     actions = []
-    torch.multinomial = draws
     try:
-        with torch.no_grad():
+        with patched(torch, multinomial=draws), torch.no_grad():
             policy.reset()
             for i, obs in enumerate(steps):
-                batch = {k: v for k, v in pre(dict(obs)).items() if k.startswith("observation.")}
-                actions.append(post(policy.select_action(batch)).numpy())
+                actions.append(post(policy.select_action(observation_batch(pre, obs))).numpy())
                 arrays.update({f"obs.{i}.{k}": v.numpy() for k, v in obs.items()})
     finally:
-        torch.multinomial = saved
         hook.remove()
     T = S + cfg.n_action_pred_token - 1
     if cfg.sequentially_select:   # two calls per chunk (primary, secondary), N*T rows each
@@ -180,24 +148,14 @@ def run_case(name: str, case: dict, out: Path) -> None:
         arrays.update(head_outputs(policy, x0, S, torch.from_numpy(codes[0])))
     arrays.update(actions=np.stack(actions), uniforms=u, codes=codes,
                   decoded=o0["decoded_action"].reshape(B, T, W, -1)[:, S - 1].numpy())
-    np.savez(out / name / "reference.npz", **arrays)
-    meta = {"case": name, "lerobot_version": __import__("lerobot").__version__, "torch": torch.__version__,
-            "script_sha256": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(), "n_chunks": len(heads),
+    write_reference(out / name / "reference.npz", arrays)
+    meta = {"case": name, "lerobot_version": lerobot_version(), "torch": torch.__version__,
+            "script_sha256": sha256_file(Path(__file__)), "sources_sha256": sources_sha256(), "n_chunks": len(heads),
             "distinct_codes": int(len({tuple(c) for c in codes.reshape(-1, 2)})),
             "std_actions": float(arrays["actions"].std())}
-    (out / name / "meta.json").write_text(json.dumps(meta, indent=2))
+    write_json(out / name / "meta.json", meta)
     print(name, meta)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--cases", default=",".join(CASES))
-    args = ap.parse_args()
-    for name in args.cases.split(","):
-        run_case(name, CASES[name], Path(args.out))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli(CASES, run_case, __doc__))

@@ -17,6 +17,7 @@ if os.environ.get("CI"):
 sys.path.insert(0, str(Path(__file__).parent))
 
 from lerobot_edge.testing.checkpoints.act import TINY_ACT, write_act_checkpoint  # noqa: E402
+from shared import shared  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,14 +39,15 @@ def reference_dir(pointer: str = "current", env: str = "LEROBOT_EDGE_REFERENCE_D
 @pytest.fixture(scope="session")
 def act_tiny_checkpoint(tmp_path_factory) -> Path:
     """One camera 3x48x64, state 6, action 4, tiny transformer, chunk 10, LeRobot 0.4 layout without "type"."""
-    return write_act_checkpoint(tmp_path_factory.mktemp("ckpt") / "act_tiny", **TINY_ACT)
+    return shared("act_tiny_ckpt", lambda d: write_act_checkpoint(d / "act_tiny", **TINY_ACT), tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def act_tiny_bundle(act_tiny_checkpoint, tmp_path_factory) -> Path:
     from lerobot_edge import export
 
-    return export(act_tiny_checkpoint, tmp_path_factory.mktemp("bundle") / "act_tiny", policy_type="act")
+    return shared("act_tiny_bundle", lambda d: export(act_tiny_checkpoint, d / "act_tiny", policy_type="act"),
+                  tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -53,23 +55,24 @@ def act_trt_bundle(act_tiny_checkpoint, tmp_path_factory) -> Path:
     """The tiny ACT as a `--target trt` fp16 bundle (ONNX + build plan; the engine is built on a device)."""
     from lerobot_edge import export
 
-    return export(act_tiny_checkpoint, tmp_path_factory.mktemp("trt") / "b", "trt", policy_type="act",
-                  precision="fp16")
+    return shared("act_trt_bundle", lambda d: export(act_tiny_checkpoint, d / "b", "trt", policy_type="act",
+                                                     precision="fp16"), tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def act_multicam_checkpoint(tmp_path_factory) -> Path:
     """Two cameras of different sizes (one with underscores), env_state, pre-norm, gelu, MIN_MAX, 0.6 layout."""
     cams = {"observation.images.left": (3, 40, 56), "observation.images.wrist_right": (3, 32, 48)}
-    return write_act_checkpoint(
-        tmp_path_factory.mktemp("ckpt") / "act_multicam", cameras=cams, state_dim=5, env_dim=3, action_dim=5,
+    return shared("act_multicam_ckpt", lambda d: write_act_checkpoint(
+        d / "act_multicam", cameras=cams, state_dim=5, env_dim=3, action_dim=5,
         norm_map={"VISUAL": "MEAN_STD", "STATE": "MIN_MAX", "ENV": "MIN_MAX", "ACTION": "MIN_MAX"},
         layout="0.6", with_type=True, seed=1, pre_norm=True, feedforward_activation="gelu",
-        **{**TINY_ACT, "n_decoder_layers": 2, "n_action_steps": 4})
+        **{**TINY_ACT, "n_decoder_layers": 2, "n_action_steps": 4}), tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def act_multicam_bundle(act_multicam_checkpoint, tmp_path_factory) -> Path:
     from lerobot_edge import export
 
-    return export(act_multicam_checkpoint, tmp_path_factory.mktemp("bundle") / "act_multicam")
+    return shared("act_multicam_bundle", lambda d: export(act_multicam_checkpoint, d / "act_multicam"),
+                  tmp_path_factory)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from lerobot_edge import registry
+from shared import shared
 from lerobot_edge.registry import POLICIES, runtime_class
 
 # every LeRobot policy type lerobot-edge exports with a tiny checkpoint; the suites parametrize over this list
@@ -31,13 +32,16 @@ def takes_task(name: str) -> bool:
 
 
 def build(name: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Export the tiny bundle of policy type `name` once per process (what a conftest `<type>_tiny_bundle`
-    fixture can return, so every module shares one export)."""
+    """Export the tiny bundle of policy type `name` once per test run, also across pytest-xdist workers (what a
+    conftest `<type>_tiny_bundle` fixture can return, so every module shares one export). Its checkpoint is
+    `<bundle>/../ckpt`."""
     if name not in _CACHE:
         from lerobot_edge import export
 
-        root = tmp_path_factory.mktemp(f"zoo_{name}")
-        _CACHE[name] = export(registry.load(POLICIES[name].tiny)(root / "ckpt"), root / "bundle")
+        def make(root: Path) -> Path:
+            return export(registry.load(POLICIES[name].tiny)(root / "ckpt"), root / "bundle")
+
+        _CACHE[name] = shared(f"zoo_{name}", make, tmp_path_factory)
     return _CACHE[name]
 
 

@@ -12,6 +12,8 @@ def add_parser(sub) -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int)
     p.add_argument("--policy-type")
+    p.add_argument("--preprocess", default="host", help="checkpoint sources: host, in_graph or host,in_graph "
+                                                       "(bundles exported with --preprocess-in-graph, side by side)")
     p.add_argument("--json", help="write the full report (machine record + every figure)")
     p.add_argument("--markdown", help="write a Markdown table")
     p.add_argument("--plot", help="write a PNG: p50 per stage, p99 whiskers")
@@ -27,7 +29,7 @@ def run(args, steps) -> int:
 
     cfg = BenchConfig(backends=tuple(args.backends.split(",")), precisions=tuple(args.precision.split(",")),
                       iterations=args.iterations, warmup=args.warmup, threads=args.threads,
-                      policy_type=args.policy_type)
+                      policy_type=args.policy_type, preprocess=tuple(args.preprocess.split(",")))
     report = run_bench(args.source, cfg, progress=steps)
     steps.done()
     print(text_table(report))

@@ -15,8 +15,8 @@ def export(source: str | Path, output: str | Path | None = None, target: str = "
            revision: str | None = None, precision: str = "fp32", opset: int = 18, validate: bool = True,
            accept_accuracy: bool = False, tokenizer: str | None = None, vlm: str | None = None,
            base: str | None = None, rename_map: dict | None = None, calibration: str | None = None,
-           rtc_exact: bool = False, fuse_loop: bool = False, overwrite: bool = False,
-           progress: ProgressLike = None) -> Path:
+           rtc_exact: bool = False, fuse_loop: bool = False, preprocess_in_graph: bool = False,
+           overwrite: bool = False, progress: ProgressLike = None) -> Path:
     """Export a LeRobot checkpoint (local dir or Hub repo id) to a bundle directory `output`; -> its path.
     output=None: ./<name>-<target>[-<precision>], <name> from the source (paths.default_output_dir), e.g.
     `act_aloha_sim_insertion_human-trt`; an existing one is refused unless overwrite=True.
@@ -30,6 +30,9 @@ def export(source: str | Path, output: str | Path | None = None, target: str = "
     Policy options: tokenizer (VLAs: tokenizer.json file, directory or Hub id), vlm (SmolVLA: the VLM config
     when vlm_model_name cannot be reached), rtc_exact (pi family: the `denoise_rtc` graph), fuse_loop
     (Diffusion DDIM: one graph), base (the base of a PEFT/LoRA checkpoint), rename_map (robot key -> feature).
+    preprocess_in_graph (every policy with cameras): the graphs take the camera frames as uint8 HWC RGB of the
+    checkpoint's feature size and cast, scale, normalize and (VLAs) resize/pad them themselves; the runtime
+    then skips those host steps (policies/common/preprocess.py).
     progress: a `lerobot_edge.progress.Progress`, or a callable given each phase's message (default: logged).
     """
     from .exporters.pipeline import export_bundle  # torch from here on
@@ -37,7 +40,8 @@ def export(source: str | Path, output: str | Path | None = None, target: str = "
     return export_bundle(source, output, target, policy_type=policy_type, revision=revision, precision=precision,
                          opset=opset, validate=validate, accept_accuracy=accept_accuracy, tokenizer=tokenizer,
                          base=base, rename_map=rename_map, calibration=calibration, overwrite=overwrite,
-                         progress=progress, vlm=vlm, rtc_exact=rtc_exact, fuse_loop=fuse_loop)
+                         progress=progress, vlm=vlm, rtc_exact=rtc_exact, fuse_loop=fuse_loop,
+                         preprocess_in_graph=preprocess_in_graph)
 
 
 def validate_bundle(bundle: str | Path, against: str | Path, *, backend: str | None = None,

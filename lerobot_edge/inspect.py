@@ -21,6 +21,7 @@ def bundle_info(path: str | Path, verify: bool = True) -> dict:
                     "tolerance": g.tolerance, "artifacts": g.artifacts} for g in b.graphs.values()],
         "observations": m["observations"], "action": m["action"], "normalization": m["normalization"],
         "runtime": m["runtime"], "validation": {k: v for k, v in m["validation"].items() if k != "graphs"},
+        "preprocess": m.get("preprocess"),
     }
 
 
@@ -39,7 +40,10 @@ def format_info(info: dict) -> str:
         "observations:",
     ]
     for k, o in info["observations"].items():
-        lines.append(f"  {k:<40} {o['kind']:<9} {shape(o['shape']):<16} {info['normalization'].get(k, 'IDENTITY')}")
+        raw = "  uint8 HWC frame into the graph" if o.get("frame") else ""
+        lines.append(f"  {k:<40} {o['kind']:<9} {shape(o['shape']):<16} {info['normalization'].get(k, 'IDENTITY')}{raw}")
+    if info.get("preprocess"):
+        lines.append("preprocess  in the graphs: " + "; ".join(info["preprocess"].get("steps", [])))
     a = info["action"]
     lines.append(f"action      {a['key']} {shape(a['shape'])} {info['normalization'].get(a['key'], 'IDENTITY')}")
     lines.append("runtime     " + ", ".join(f"{k}={v}" for k, v in info["runtime"].items()))

@@ -23,6 +23,7 @@ from .errors import BundleError, CheckpointError
 
 _RT = "lerobot_edge.runtime.policies."
 _CK = "lerobot_edge.testing.checkpoints."
+_PIG = "preprocess_in_graph"   # every policy with cameras takes it (policies/common/preprocess.py)
 
 
 @dataclass(frozen=True)
@@ -37,28 +38,29 @@ class PolicySpec:
 
 POLICIES: dict[str, PolicySpec] = {s.type: s for s in (
     PolicySpec("act", "lerobot_edge.policies.act.plan", {"act": _RT + "act:ACTEdgePolicy"},
-               tiny=_CK + "act:tiny", bench={"act_aloha": _CK + "act:aloha"}),
+               export_options=(_PIG,), tiny=_CK + "act:tiny", bench={"act_aloha": _CK + "act:aloha"}),
     PolicySpec("diffusion", "lerobot_edge.policies.diffusion.plan",
                {"diffusion": _RT + "diffusion:DiffusionEdgePolicy",
                 "diffusion_fused": _RT + "diffusion_fused:FusedDiffusionEdgePolicy"},
-               export_options=("fuse_loop",), tiny=_CK + "diffusion:tiny",
+               export_options=("fuse_loop", _PIG), tiny=_CK + "diffusion:tiny",
                bench={"diffusion_pusht_ddim10": _CK + "diffusion:pusht_ddim10",
                       "diffusion_pusht_ddpm100": _CK + "diffusion:pusht_ddpm100"}),
     PolicySpec("pi0", "lerobot_edge.policies.pi0.plan", {"flow": _RT + "flow:FlowMatchingEdgePolicy"},
-               export_options=("rtc_exact",), tiny=_CK + "pi:tiny_pi0", bench={"pi0_reduced": _CK + "pi:reduced_pi0"}),
+               export_options=("rtc_exact", _PIG), tiny=_CK + "pi:tiny_pi0", bench={"pi0_reduced": _CK + "pi:reduced_pi0"}),
     PolicySpec("pi05", "lerobot_edge.policies.pi05.plan", {"flow": _RT + "flow:FlowMatchingEdgePolicy"},
-               export_options=("rtc_exact",), tiny=_CK + "pi:tiny_pi05",
+               export_options=("rtc_exact", _PIG), tiny=_CK + "pi:tiny_pi05",
                bench={"pi05_reduced": _CK + "pi:reduced_pi05"}),
     PolicySpec("sac", "lerobot_edge.policies.sac.plan", {"sac": _RT + "sac:SACEdgePolicy"},
-               tiny=_CK + "sac:tiny", bench={"sac_default": _CK + "sac:default"}),
+               export_options=(_PIG,), tiny=_CK + "sac:tiny", bench={"sac_default": _CK + "sac:default"}),
     # SAC's actor as LeRobot 0.6 names it; same plan and runtime, so the tiny `sac` bundle covers it
-    PolicySpec("gaussian_actor", "lerobot_edge.policies.sac.plan", {"sac": _RT + "sac:SACEdgePolicy"}),
+    PolicySpec("gaussian_actor", "lerobot_edge.policies.sac.plan", {"sac": _RT + "sac:SACEdgePolicy"},
+               export_options=(_PIG,)),
     PolicySpec("tdmpc", "lerobot_edge.policies.tdmpc.plan", {"tdmpc": _RT + "tdmpc:TDMPCEdgePolicy"},
-               tiny=_CK + "tdmpc:tiny", bench={"tdmpc_xarm": _CK + "tdmpc:xarm"}),
+               export_options=(_PIG,), tiny=_CK + "tdmpc:tiny", bench={"tdmpc_xarm": _CK + "tdmpc:xarm"}),
     PolicySpec("vqbet", "lerobot_edge.policies.vqbet.plan", {"vqbet": _RT + "vqbet:VQBeTEdgePolicy"},
-               tiny=_CK + "vqbet:tiny", bench={"vqbet_pusht": _CK + "vqbet:pusht"}),
+               export_options=(_PIG,), tiny=_CK + "vqbet:tiny", bench={"vqbet_pusht": _CK + "vqbet:pusht"}),
     PolicySpec("smolvla", "lerobot_edge.policies.smolvla.plan", {"flow": _RT + "flow:FlowMatchingEdgePolicy"},
-               export_options=("vlm", "rtc_exact"), tiny=_CK + "smolvla:tiny",
+               export_options=("vlm", "rtc_exact", _PIG), tiny=_CK + "smolvla:tiny",
                bench={"smolvla_reduced": _CK + "smolvla:reduced"}),
 )}
 

@@ -171,9 +171,11 @@ class TensorRTSession:
         self.stream = _check(cudart.cudaStreamCreate())
         maxes = plan["profiles"][0]
         self.buffers: dict[str, DeviceBuffer] = {}
+        # the manifest's dtypes: uint8 camera frames (preprocess_in_graph), float32 elsewhere
+        self.dtypes = {io.name: np.dtype(io.dtype) for io in (*graph.inputs, *graph.outputs)}
         for io in (*graph.inputs, *graph.outputs):
             shape = maxes[io.name]["max"] if io.name in maxes else [8 if isinstance(d, str) else d for d in io.shape]
-            self.buffers[io.name] = DeviceBuffer(cudart, int(np.prod(shape)) * 4)
+            self.buffers[io.name] = DeviceBuffer(cudart, int(np.prod(shape)) * self.dtypes[io.name].itemsize)
 
     def run(self, inputs: Mapping[str, Any], *, keep: tuple[str, ...] = ()) -> dict[str, Any]:
         check_feed(self.graph, inputs)
@@ -183,7 +185,7 @@ class TensorRTSession:
                 self.context.set_input_shape(name, value.shape)
                 self.context.set_tensor_address(name, value.ptr)
                 continue
-            host = np.ascontiguousarray(value, dtype=np.float32)
+            host = np.ascontiguousarray(value, dtype=self.dtypes[name])
             buf = self.buffers[name]
             _check(cudart.cudaMemcpyAsync(buf.ptr, host.ctypes.data, host.nbytes, H2D, self.stream))
             self.context.set_input_shape(name, host.shape)
@@ -200,7 +202,7 @@ class TensorRTSession:
                 buf.shape = shape
                 out[o.name] = buf
                 continue
-            host = np.empty(shape, np.float32)
+            host = np.empty(shape, self.dtypes[o.name])
             _check(cudart.cudaMemcpyAsync(host.ctypes.data, buf.ptr, host.nbytes, D2H, self.stream))
             out[o.name] = host
         _check(cudart.cudaStreamSynchronize(self.stream))

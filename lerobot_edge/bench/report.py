@@ -6,7 +6,16 @@ from pathlib import Path
 
 
 def _stage_names(report: dict) -> list[str]:
-    return ["preprocess", *report["graphs"], "sampler", "postprocess"]
+    """preprocess, the graphs (a preprocess_in_graph variant's frames graphs too), sampler, postprocess."""
+    fixed = {"preprocess", "sampler", "postprocess", "total"}
+    graphs = list(report["graphs"])
+    for r in report["results"]:
+        graphs += [s for s in r.get("stages") or {} if s not in fixed and s not in graphs]
+    return ["preprocess", *graphs, "sampler", "postprocess"]
+
+
+def _mb(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1e6:.3f}"
 
 
 def rows(report: dict) -> list[list[str]]:
@@ -20,7 +29,8 @@ def rows(report: dict) -> list[list[str]]:
         stages = [f"{st[s]['p50_ms']:.2f}" if s in st else "-" for s in _stage_names(report)]
         roof = f"{r['achieved_gflops']:.0f} ({r['roofline_fraction']:.0%})" if "achieved_gflops" in r else "-"
         out.append([r["name"], *stages, f"{tot['p50_ms']:.2f}", f"{tot['p90_ms']:.2f}", f"{tot['p99_ms']:.2f}",
-                    f"{tot['max_ms']:.2f}", f"{r['select_action']['p50_ms']:.2f}", f"{r['cold_start_s']:.2f}",
+                    f"{tot['max_ms']:.2f}", _mb(r.get("bytes_to_engine_per_chunk")),
+                    f"{r['select_action']['p50_ms']:.2f}", f"{r['cold_start_s']:.2f}",
                     *[f"x{r[k]:.2f}" if k in r else "-" for k in _speedups(report)], roof,
                     f"{r['control']['sync_hz']:.0f} / {r['control']['async_hz']:.0f}"])
     return out
@@ -34,7 +44,7 @@ def _speedups(report: dict) -> list[str]:
 
 def header(report: dict) -> list[str]:
     return ["backend", *[f"{s} p50" for s in _stage_names(report)], "chunk p50", "p90", "p99", "max",
-            "select_action", "cold s", *[k.replace("speedup_vs_", "vs ").replace("lerobot", "LeRobot")
+            "MB to engine/chunk", "select_action", "cold s", *[k.replace("speedup_vs_", "vs ").replace("lerobot", "LeRobot")
                                          for k in _speedups(report)], "GFLOP/s (% fp32 GEMM)", "max Hz sync/async"]
 
 
@@ -62,7 +72,9 @@ def markdown(report: dict) -> str:
     m = report["machine"]
     lines += ["", f"Machine: {m['cpu']}, {m['cores']} cores, flags {', '.join(m['cpu_flags'])}, GEMM peak "
               f"{m['gemm_peak_gflops']} GFLOP/s; versions {m['versions']}. Latencies in ms; "
-              f"{report['config']['iterations']} interleaved rounds after {report['config']['warmup']} warm-up."]
+              f"{report['config']['iterations']} interleaved rounds after {report['config']['warmup']} warm-up; "
+              "`preprocess` is the host's share; MB to engine/chunk: host arrays handed to the engines per chunk "
+              "(a `/in_graph` variant feeds uint8 camera frames)."]
     return "\n".join(lines) + "\n"
 
 

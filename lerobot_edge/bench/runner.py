@@ -35,6 +35,8 @@ class BenchConfig:
     seed: int = 0
     device: str | None = None                 # engine backends' device ('cuda:0', 'GPU', …); eager stays on CPU
     backend_options: dict | None = None       # one dict for every engine backend, or one per backend name
+    # checkpoint sources: "host" (host preprocessing) and/or "in_graph" (exported with preprocess_in_graph)
+    preprocess: tuple[str, ...] = ("host",)
 
 
 @dataclass
@@ -47,6 +49,8 @@ class Variant:
     cold_start_s: float = 0.0
     skipped: str | None = None
     chunk_calls: dict | None = None   # batch rows per graph in one predict_action_chunk (calls x batch)
+    preprocess: str = "host"          # "in_graph": a bundle exported with preprocess_in_graph
+    chunk_bytes: dict | None = None   # bytes of host arrays fed per graph in one predict_action_chunk
 
 
 def percentiles(xs: list[float]) -> dict[str, float]:
@@ -67,31 +71,44 @@ def _prepare(source: Path, cfg: BenchConfig, workdir: Path, progress: Progress) 
         m = Bundle.open(source).manifest
         ckpt = m["source"].get("path") if Path(m["source"].get("path", "")).is_dir() else None
         out = []
+        mode = "in_graph" if (m.get("preprocess") or {}).get("in_graph") else "host"
         for b in cfg.backends:
-            v = Variant(f"{b}/{m['precision']}", b, m["precision"], source)
+            v = Variant(_name(b, m["precision"], mode), b, m["precision"], source, preprocess=mode)
             if b in EAGER and not ckpt:
                 v.skipped = "the bundle's source checkpoint is not on this machine"
             out.append(v)
         return out, ckpt
     from ..api import export
 
+    bad = sorted(set(cfg.preprocess) - {"host", "in_graph"})
+    if bad:
+        raise ValueError(f"preprocess {bad}: expected 'host' and/or 'in_graph'")
     variants = []
-    for b in cfg.backends:
-        for p in cfg.precisions:
-            backend = "onnxruntime" if b in EAGER else b   # eager variants borrow the ONNX bundle's manifest
-            target = next((t for t in TARGETS.values() if t.backend == backend and p in t.precisions), None)
-            if b in EAGER and p != "fp32":
-                variants.append(Variant(f"{b}/{p}", b, p, source, skipped=f"eager {b} runs fp32 only"))
-                continue
-            if target is None:
-                variants.append(Variant(f"{b}/{p}", b, p, source, skipped=f"no export target for {b} at {p}"))
-                continue
-            dst = workdir / f"{target.name}-{p}"
-            if not dst.exists():
-                progress.step(f"exporting {source} to {target.name} ({p})")
-                export(source, dst, target.name, policy_type=cfg.policy_type, precision=p, accept_accuracy=True)
-            variants.append(Variant(f"{b}/{p}", b, p, dst))
+    for mode in cfg.preprocess:
+        for b in cfg.backends:
+            for p in cfg.precisions:
+                backend = "onnxruntime" if b in EAGER else b   # eager variants borrow the ONNX bundle's manifest
+                target = next((t for t in TARGETS.values() if t.backend == backend and p in t.precisions), None)
+                v = Variant(_name(b, p, mode), b, p, source, preprocess=mode)
+                if b in EAGER and p != "fp32":
+                    v.skipped = f"eager {b} runs fp32 only"
+                elif b == "lerobot" and mode == "in_graph":
+                    v.skipped = "LeRobot's policy preprocesses on the host"
+                elif target is None:
+                    v.skipped = f"no export target for {b} at {p}"
+                else:
+                    v.bundle = workdir / (f"{target.name}-{p}" + ("-in_graph" if mode == "in_graph" else ""))
+                    if not v.bundle.exists():
+                        progress.step(f"exporting {source} to {target.name} ({p}{', preprocess in graph' if mode != 'host' else ''})")
+                        export(source, v.bundle, target.name, policy_type=cfg.policy_type, precision=p,
+                               accept_accuracy=True, preprocess_in_graph=mode == "in_graph")
+                variants.append(v)
     return variants, str(source)
+
+
+def _name(backend: str, precision: str, preprocess: str) -> str:
+    """"onnxruntime/fp32", or "onnxruntime/fp32/in_graph" for a preprocess_in_graph bundle."""
+    return f"{backend}/{precision}" + ("" if preprocess == "host" else f"/{preprocess}")
 
 
 def _load(v: Variant, ckpt: str | None, cfg: BenchConfig, obs: dict, noise) -> None:
@@ -149,6 +166,7 @@ def _chunk_rounds(live: list[Variant], obs: list[dict], noise, cfg: BenchConfig,
         for v in order:
             v.policy.predict_action_chunk(obs[it % len(obs)], noise=noise)
             v.chunk_calls = dict(getattr(v.policy, "graph_rows", None) or v.policy.graph_calls)
+            v.chunk_bytes = getattr(v.policy, "graph_bytes", None)   # LeRobot's own policy: not counted
             if it >= cfg.warmup:
                 for stage, sec in v.policy.timings.items():
                     stages[v.name].setdefault(stage, []).append(sec)
@@ -221,8 +239,12 @@ def _report(source, cfg, manifest, variants, stages, amortized, queued, machine)
     eager_p50: dict[str, float] = {}   # "torch" / "lerobot" -> chunk p50 (ms)
     rows = []
     for v in variants:
-        row = {"name": v.name, "backend": v.backend, "precision": v.precision, "skipped": v.skipped}
+        row = {"name": v.name, "backend": v.backend, "precision": v.precision, "skipped": v.skipped,
+               "preprocess": v.preprocess}
         if not v.skipped:
+            # what crosses from the host to the engine per chunk (uint8 frames: a quarter of float32 images)
+            row.update(bytes_to_engine_per_chunk=sum(v.chunk_bytes.values()) if v.chunk_bytes else None,
+                       bytes_per_graph=dict(v.chunk_bytes) if v.chunk_bytes else None)
             st = {k: percentiles(x) for k, x in stages[v.name].items()}
             total = st["total"]
             row.update(stages=st, cold_start_s=round(v.cold_start_s, 3),

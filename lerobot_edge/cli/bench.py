@@ -16,6 +16,8 @@ def add_parser(sub) -> None:
     p.add_argument("--threads", type=int)
     add_engine_options(p, per_backend=True)
     p.add_argument("--policy-type")
+    p.add_argument("--preprocess", default="host", help="checkpoint sources: host, in_graph or host,in_graph "
+                                                       "(bundles exported with --preprocess-in-graph, side by side)")
     p.add_argument("--json", help="write the full report (machine record + every figure)")
     p.add_argument("--markdown", help="write a Markdown table")
     p.add_argument("--plot", help="write a PNG: p50 per stage, p99 whiskers")
@@ -31,7 +33,8 @@ def run(args, progress) -> int:
 
     cfg = BenchConfig(backends=tuple(args.backends.split(",")), precisions=tuple(args.precision.split(",")),
                       iterations=args.iterations, warmup=args.warmup, threads=args.threads,
-                      policy_type=args.policy_type, device=args.device, backend_options=args.backend_options)
+                      policy_type=args.policy_type, device=args.device, backend_options=args.backend_options,
+                      preprocess=tuple(args.preprocess.split(",")))
     report = run_bench(args.source, cfg, progress=progress)
     progress.close()
     print(text_table(report))

@@ -33,7 +33,7 @@ def export_bundle(source: str | Path, output: str | Path | None, target: str = "
                   rename_map: dict | None = None, calibration: str | None = None, overwrite: bool = False,
                   progress: ProgressLike = None, **plan_options) -> Path:
     """`lerobot_edge.export` (see its docstring); `plan_options` go to the policy's build_plan (vlm, rtc_exact,
-    fuse_loop: a policy that takes no such option refuses it)."""
+    fuse_loop, preprocess_in_graph: a policy that takes no such option refuses it)."""
     progress = as_progress(progress or log.info)
     tgt = _check_options(target, precision, opset, calibration)
     output = default_output_dir(source, target, precision) if output is None else output
@@ -171,5 +171,6 @@ def _manifest(ckpt, plan, specs: list[GraphSpec], target: str, precision: str, o
         "normalization": plan.normalization,
         "runtime": plan.runtime,
         "noise_shape": plan.noise_shape,
+        **({"preprocess": plan.preprocess} if plan.preprocess else {}),   # preprocess_in_graph's record
         "validation": {"passed": "skipped"},
     }

@@ -66,7 +66,7 @@ def load_torch_policy(bundle: str | Path, checkpoint: str | Path, threads: int |
 
 def export_options_of(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """The export options that shaped a bundle's graphs, as recorded in its manifest (so a rebuilt plan
-    matches it: the fused Diffusion loop, pi's RTC exact graph, SmolVLA's VLM config)."""
+    matches it: the fused Diffusion loop, pi's RTC exact graph, SmolVLA's VLM config, preprocessing in the graphs)."""
     rt, cfg = manifest["runtime"], manifest["policy"]["config"]
     return {"fuse_loop": bool(rt.get("fuse_loop")), "rtc_exact": bool(rt.get("rtc_exact")),
-            "vlm": cfg.get("vlm_source")}
+            "vlm": cfg.get("vlm_source"), "preprocess_in_graph": bool((manifest.get("preprocess") or {}).get("in_graph"))}

@@ -62,12 +62,23 @@ class LeRobotPolicy:
         return self
 
     def select_action(self, batch: Mapping[str, Any], noise: Any = None) -> Any:
-        obs, like = _to_numpy(batch)
+        obs, like = self._numpy(batch)
         return _like(self.policy.select_action(obs, noise=_np(noise)), like)
 
     def predict_action_chunk(self, batch: Mapping[str, Any], noise: Any = None, **kw) -> Any:
-        obs, like = _to_numpy(batch)
+        obs, like = self._numpy(batch)
         return _like(self.policy.predict_action_chunk(obs, noise=_np(noise), **kw), like)
+
+    def _numpy(self, batch: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+        """LeRobot's batch as numpy; a preprocess_in_graph bundle's cameras back to the uint8 HWC frames
+        LeRobot divided by 255 (exact: k / 255 in float32 times 255 rounds back to k)."""
+        obs, like = _to_numpy(batch)
+        for k, s in self.policy.observation_spec.items():
+            v = obs.get(k)
+            if (s.get("frame") and isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.ndim in (3, 4)
+                    and np.isfinite(v).all()):   # a NaN frame stays float: the runtime refuses it, naming the key
+                obs[k] = np.rint(np.moveaxis(v, -3, -1) * 255.0).clip(0, 255).astype(np.uint8)   # CHW -> HWC
+        return obs, like
 
 
 def _np(x: Any) -> Any:

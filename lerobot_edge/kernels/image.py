@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def _axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def bilinear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Source indices and weights along one axis (torch's area_pixel_compute_source_index, float32)."""
     scale = np.float32(n_in) / np.float32(n_out)                     # float, as torch's opmath_t
     # torch evaluates scale * (dst + 0.5) - 0.5 in double (dst + 0.5 is a double) and rounds once to float
@@ -22,8 +22,8 @@ def resize_bilinear(img: np.ndarray, height: int, width: int) -> np.ndarray:
     """img (B, C, H, W) float32 -> (B, C, height, width)."""
     if img.shape[-2:] == (height, width):
         return img.astype(np.float32, copy=False)
-    h0, h1, hl0, hl1 = _axis(img.shape[-2], height)
-    w0, w1, wl0, wl1 = _axis(img.shape[-1], width)
+    h0, h1, hl0, hl1 = bilinear_taps(img.shape[-2], height)
+    w0, w1, wl0, wl1 = bilinear_taps(img.shape[-1], width)
     rows0, rows1 = img[:, :, h0], img[:, :, h1]                                   # (B, C, height, W)
     top = rows0[..., w0] * wl0 + rows0[..., w1] * wl1                             # (B, C, height, width)
     bot = rows1[..., w0] * wl0 + rows1[..., w1] * wl1
@@ -37,15 +37,19 @@ def resize_with_pad(img: np.ndarray, size: int, center: bool = True, pad_value: 
     b, c, h, w = img.shape
     if (h, w) == (size, size):
         return img.astype(np.float32, copy=False)
-    ratio = max(w / size, h / size)
-    rh, rw = int(h / ratio), int(w / ratio)
+    rh, rw, top, left = pad_geometry(h, w, size, center)
     out = resize_bilinear(img, rh, rw)
     if clamp:
         out = np.clip(out, 0.0, 1.0)
     padded = np.full((b, c, size, size), pad_value, np.float32)
-    if center:
-        top, left = (size - rh) // 2, (size - rw) // 2
-    else:
-        top, left = size - rh, size - rw
     padded[:, :, top:top + rh, left:left + rw] = out
     return padded
+
+
+def pad_geometry(h: int, w: int, size: int, center: bool = True) -> tuple[int, int, int, int]:
+    """(resized height, resized width, top, left) of an (h, w) image resized with pad into a size x size square."""
+    ratio = max(w / size, h / size)
+    rh, rw = int(h / ratio), int(w / ratio)
+    if center:
+        return rh, rw, (size - rh) // 2, (size - rw) // 2
+    return rh, rw, size - rh, size - rw

@@ -24,6 +24,24 @@ def normal_sampler(specs: list[IOSpec]) -> Callable[[np.random.Generator, int], 
     return sample
 
 
+@dataclass(frozen=True)
+class FrameSteps:
+    """What the host does to a camera frame (uint8 HWC RGB) before the graph sees it, in order: cast to float32
+    CHW and divide by 255, then [`normalize`] with the feature's LeRobot mode and stats, [resize with pad to a
+    `resize_with_pad` square (bilinear, aspect kept; `center` padding or top/left; `clamp` to [0, 1])], [`signed`:
+    x * 2 - 1]. `export(..., preprocess_in_graph=True)` puts exactly these steps into the graphs
+    (common/preprocess.py). `fuse`: into the graph that takes the image (one camera per graph input); False:
+    one small `frames_<H>x<W>` graph per frame size whose output feeds the image input (VLAs: one vision graph
+    serves cameras of different sizes)."""
+
+    normalize: bool = True
+    resize_with_pad: int | None = None
+    center: bool = True
+    clamp: bool = True
+    signed: bool = False
+    fuse: bool = True
+
+
 @dataclass
 class GraphPlan:
     """One graph to export. `inputs`/`outputs` give names and shapes ('batch' marks the dynamic axis)."""
@@ -84,3 +102,7 @@ class ExportPlan:
     # files beside the graphs, written into the bundle's common set: relative name -> writer(path)
     # (e.g. pi0's language embedding table, gathered on the host)
     extra_files: dict[str, Callable] = field(default_factory=dict)
+    # the host's camera-frame arithmetic (what preprocess_in_graph moves into the graphs)
+    frame_steps: FrameSteps = field(default_factory=FrameSteps)
+    # the manifest's `preprocess` section, set by common/preprocess.in_graph (None: host preprocessing)
+    preprocess: dict | None = None

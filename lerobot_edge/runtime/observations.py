@@ -4,6 +4,9 @@ key and what was expected, before any engine sees the data.
 Images: uint8 -> a camera frame, HWC RGB ((H, W, 3) or (B, H, W, 3)); float -> LeRobot's layout, CHW in
 [0, 1] ((3, H, W) or (B, 3, H, W)). State vectors: (D,) or (B, D). All keys share B; an input without a
 batch axis gives an output without one.
+
+Cameras a bundle exported with preprocess_in_graph marks raw (spec "frame": "uint8_hwc") go to the graph as
+the camera gave them: only uint8 HWC frames of exactly the recorded size are accepted, nothing is converted.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import ObservationError
+from ..errors import BundleError, ObservationError
 
 IMAGE_PREFIX = "observation.image"
+RAW_FRAME = "uint8_hwc"   # observation spec "frame": the graph takes the camera frame itself
 
 
 def _as_array(key: str, value: Any) -> np.ndarray:
@@ -59,6 +63,22 @@ def _image(key: str, value: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, bo
     return _checked(key, np.asarray(arr if batched else arr[None], dtype=np.float32), batched)
 
 
+def raw_frame(key: str, value: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+    """A camera a preprocess_in_graph bundle takes raw: uint8 (H, W, C) or (B, H, W, C) of the recorded size
+    -> (B, H, W, C) uint8 (C-contiguous, uncopied when it already is), batched?"""
+    arr = _as_array(key, value)
+    c, h, w = shape
+    if arr.dtype != np.uint8:
+        raise ObservationError(f"{key}: this bundle was exported with preprocess_in_graph, so its graphs take the "
+                               f"uint8 HWC RGB camera frame ({h}, {w}, {c}) itself; got {arr.dtype} {arr.shape} "
+                               "(re-export without --preprocess-in-graph to pass float CHW images)")
+    if arr.shape[-3:] != (h, w, c) or arr.ndim not in (3, 4):
+        raise ObservationError(f"{key}: this bundle's graphs take camera frames of exactly ({h}, {w}, {c}) (fixed "
+                               f"at export with preprocess_in_graph; optionally with a batch axis), got {arr.shape}")
+    batched = arr.ndim == 4
+    return _checked(key, np.ascontiguousarray(arr if batched else arr[None]), batched)
+
+
 def _vector(key: str, value: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
     arr = _as_array(key, value)
     if arr.shape[-len(shape):] != tuple(shape) or arr.ndim not in (len(shape), len(shape) + 1):
@@ -69,8 +89,9 @@ def _vector(key: str, value: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, b
 
 
 def prepare_observation(obs: Mapping[str, Any], spec: Mapping[str, dict]) -> tuple[dict[str, np.ndarray], bool]:
-    """Check `obs` against the bundle's observation spec; return batched float32 arrays and whether the
-    caller's input had a batch axis. `spec`: key -> {"kind": "image"|"state"|"env_state", "shape": […]}."""
+    """Check `obs` against the bundle's observation spec; return batched float32 arrays (raw cameras: uint8
+    frames (B, H, W, 3)) and whether the caller's input had a batch axis. `spec`: key -> {"kind":
+    "image"|"state"|"env_state", "shape": […][, "frame": "uint8_hwc"]}."""
     if not isinstance(obs, Mapping):
         raise ObservationError(f"observation must be a dict of LeRobot feature keys, got {type(obs).__name__}")
     stray = sorted(k for k in obs if isinstance(k, str) and k.startswith(IMAGE_PREFIX) and k not in spec)
@@ -81,12 +102,35 @@ def prepare_observation(obs: Mapping[str, Any], spec: Mapping[str, dict]) -> tup
     for key, s in spec.items():
         if key not in obs:
             raise ObservationError(f"missing observation {key!r}: expected {s['kind']} of shape {tuple(s['shape'])}")
-        conv = _image if s["kind"] == "image" else _vector
+        conv = raw_frame if s.get("frame") == RAW_FRAME else _image if s["kind"] == "image" else _vector
         arr, batched = conv(key, obs[key], tuple(s["shape"]))
         out[key], batched_keys[key], sizes[key] = arr, batched, arr.shape[0]
     if len(set(sizes.values())) > 1:
         raise ObservationError(f"observations disagree on the batch size: {sizes}")
     return out, any(batched_keys.values())
+
+
+def check_raw_cameras(manifest: Mapping[str, Any]) -> None:
+    """A camera the spec marks raw must name, in `preprocess.cameras`, a graph input that takes uint8 frames
+    of its shape, and no other camera may reach a uint8 input: a manifest that disagrees is a BundleError at
+    load, never a dtype error inside an engine."""
+    graphs = {g["name"]: {i["name"]: i for i in g["inputs"]} for g in manifest["graphs"]}
+    cams = (manifest.get("preprocess") or {}).get("cameras", {})
+    for key, s in manifest["observations"].items():
+        if s["kind"] != "image":
+            continue
+        if s.get("frame") != RAW_FRAME:
+            bad = [g for g, ins in graphs.items() if ins.get(s["graph_input"], {}).get("dtype") == "uint8"]
+            if bad:
+                raise BundleError(f"malformed manifest: camera {key!r} is preprocessed on the host but graph(s) "
+                                  f"{bad} take {s['graph_input']!r} as uint8 frames")
+            continue
+        entry = cams.get(key)
+        io = graphs.get(entry["graph"], {}).get(entry["input"]) if entry else None
+        c, h, w = s["shape"]
+        if io is None or io.get("dtype") != "uint8" or list(io["shape"][-3:]) != [h, w, c]:
+            raise BundleError(f"malformed manifest: camera {key!r} is taken raw (uint8 {h}x{w}x{c}) but "
+                              f"preprocess.cameras names no graph input of that dtype and shape ({entry}, {io})")
 
 
 def random_observation(spec: Mapping[str, dict], rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -16,7 +16,7 @@ import numpy as np
 from ..backends import Session
 from ..bundle import Bundle
 from ..errors import BundleError, LeRobotEdgeError, NonFiniteActionError, ObservationError
-from .observations import prepare_observation
+from .observations import check_raw_cameras, prepare_observation
 from .processors import Normalizer
 
 
@@ -45,8 +45,9 @@ class EdgePolicy(ABC):
         if missing:
             raise BundleError(f"bundle has no graph(s) {missing}, which a {type(self).__name__} runs "
                               f"(graphs present: {sorted(sessions)})")
-        if self.optional_graphs is not None:
-            extra = sorted(set(sessions) - set(self.required_graphs) - set(self.optional_graphs))
+        if self.optional_graphs is not None:   # + the frames graphs of a preprocess_in_graph bundle
+            frames = {c["graph"] for c in (bundle.manifest.get("preprocess") or {}).get("cameras", {}).values()}
+            extra = sorted(set(sessions) - set(self.required_graphs) - set(self.optional_graphs) - frames)
             if extra:
                 raise BundleError(f"bundle has graph(s) {extra} that a {type(self).__name__} never runs "
                                   f"(it runs {sorted({*self.required_graphs, *self.optional_graphs})})")
@@ -57,6 +58,7 @@ class EdgePolicy(ABC):
         self.observation_spec: dict[str, dict] = self.manifest["observations"]
         self.action_key: str = self.manifest["action"]["key"]
         self.rename_map: dict[str, str] = dict(self.manifest.get("rename_map") or {})
+        check_raw_cameras(self.manifest)   # preprocess_in_graph: uint8 graph inputs where the spec says so
         images = tuple(k for k, s in self.observation_spec.items() if s["kind"] == "image")
         stats = bundle.stats()
         _check_stat_shapes(self.manifest, stats)
@@ -65,6 +67,7 @@ class EdgePolicy(ABC):
         self.timings: dict[str, float] = {}
         self.graph_calls: dict[str, int] = {}   # engine calls per graph in the last call
         self.graph_rows: dict[str, int] = {}    # batch rows per graph in the last call (FLOPs scale with them)
+        self.graph_bytes: dict[str, int] = {}   # bytes of host arrays fed per graph in the last call
         self._batch_axis = {g["name"]: _batch_axis(g) for g in self.manifest["graphs"]}
         try:
             self.configure(dict(overrides))
@@ -135,18 +138,21 @@ class EdgePolicy(ABC):
                         "postprocess": 0.0}
         self.graph_calls = {g: 0 for g in self.sessions}
         self.graph_rows = {g: 0 for g in self.sessions}
+        self.graph_bytes = {g: 0 for g in self.sessions}
         return time.perf_counter()
 
     def _end_call(self, t0: float) -> None:
         self.timings["total"] = time.perf_counter() - t0
 
     def preprocess(self, obs: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], bool]:
-        """-> graph feed keyed by graph input name (normalized float32, batched), and whether obs was batched."""
+        """-> graph feed keyed by graph input name (normalized float32, batched; raw cameras of a
+        preprocess_in_graph bundle: uint8 frames), and whether obs was batched."""
         with self._stage("preprocess"):
             if self.rename_map and isinstance(obs, Mapping):  # robot key -> policy key, as LeRobot's rename step
                 obs = {self.rename_map.get(k, k): v for k, v in obs.items()}
             arrays, batched = prepare_observation(obs, self.observation_spec)
-            feed = {self.observation_spec[k]["graph_input"]: self.normalizer.normalize(k, v)
+            spec = self.observation_spec   # raw cameras (preprocess_in_graph): the graph normalizes them
+            feed = {spec[k]["graph_input"]: (v if spec[k].get("frame") else self.normalizer.normalize(k, v))
                     for k, v in arrays.items()}
         return feed, batched
 
@@ -159,6 +165,8 @@ class EdgePolicy(ABC):
         x = feed.get(where[0]) if where else None
         rows = x.shape[where[1]] if isinstance(x, np.ndarray) and x.ndim > where[1] else 1
         self.graph_rows[name] = self.graph_rows.get(name, 0) + int(rows)
+        self.graph_bytes[name] = self.graph_bytes.get(name, 0) + sum(
+            v.nbytes for v in feed.values() if isinstance(v, np.ndarray))   # host arrays; device handles stay
         with self._stage(name):
             out = self.sessions[name].run(feed, keep=keep)
         if finite:

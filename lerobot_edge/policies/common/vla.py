@@ -13,7 +13,7 @@ import numpy as np
 from ...bundle import Bundle, IOSpec
 from ...checkpoint import Checkpoint
 from ...runtime.observations import random_observation
-from ..plan import Call, ChunkCheck
+from ..plan import Call, ChunkCheck, FrameSteps
 
 STATE = "observation.state"
 TOL_TOKENS = {"atol": 1e-3, "min_cosine": 0.99999}
@@ -55,6 +55,15 @@ def vla_observations(ckpt: Checkpoint, cfg) -> dict:
     if cfg.state_dim:
         obs[STATE] = {"kind": "state", "shape": [cfg.state_dim], "graph_input": "state"}
     return obs
+
+
+def frame_steps(runtime: dict) -> FrameSteps:
+    """The flow runtime's host steps for a camera frame, from the plan's runtime section (no per-feature
+    normalization; resize with pad to `image_size`; [-1, 1]), for preprocess_in_graph: one `frames_<H>x<W>`
+    graph per frame size feeds the shared vision graph."""
+    return FrameSteps(normalize=False, resize_with_pad=int(runtime["image_size"]),
+                      center=runtime.get("padding", "center") == "center", clamp=bool(runtime.get("clamp", True)),
+                      signed=True, fuse=False)
 
 
 def rtc_settings(rtc_config: dict | None) -> dict:

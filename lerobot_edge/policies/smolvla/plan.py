@@ -18,8 +18,8 @@ from ...checkpoint import LEGACY_STAT_PREFIXES, Checkpoint
 from ...errors import CheckpointError
 from ..common.weights import load_strict
 from ..common.rtc_exact import exact_graph
-from ..common.vla import (FLOW_CHUNK_CHECK, TOL_ACTION, TOL_TOKENS, embedding_file, rtc_settings, sampler,
-                          tokenizer_settings, vla_observations)
+from ..common.vla import (FLOW_CHUNK_CHECK, TOL_ACTION, TOL_TOKENS, embedding_file, frame_steps, rtc_settings,
+                          sampler, tokenizer_settings, vla_observations)
 from ..plan import ExportPlan, GraphPlan
 from .config import SmolVLAConfig
 from .model import DenoiseGraph, PrefixGraph, SmolVLACore, SmolVLAWeights, VisionGraph
@@ -104,4 +104,5 @@ def build_plan(ckpt: Checkpoint, vlm: str | None = None, rtc_exact: bool = False
                       normalization={k: ckpt.norm_modes.get(k, "IDENTITY") for k in keys},
                       stats={k: ckpt.stats[k] for k in keys if k in ckpt.stats},
                       runtime={**runtime_settings(cfg, tok), "rtc_exact": bool(rtc_exact), "embedding": embedding}, noise_shape=["batch", cfg.chunk_size, cfg.max_action_dim],
-                      extra={"tokenizer": tok["name"], "vlm": vlm or cfg.vlm_model_name}, end_to_end=FLOW_CHUNK_CHECK, extra_files=embed_files)
+                      extra={"tokenizer": tok["name"], "vlm": vlm or cfg.vlm_model_name}, end_to_end=FLOW_CHUNK_CHECK, extra_files=embed_files,
+                      frame_steps=frame_steps(runtime_settings(cfg, tok)))

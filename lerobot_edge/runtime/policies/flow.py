@@ -70,6 +70,7 @@ class FlowMatchingEdgePolicy(EdgePolicy):
             raise ValueError("temporal_ensemble_coeff applies to ACT, not to flow-matching policies")
         self.state_key = next((k for k, s in self.observation_spec.items() if s["kind"] == "state"), None)
         self.cameras = [k for k, s in self.observation_spec.items() if s["kind"] == "image"]
+        self._configure_frames()
         tok = self.setting("tokenizer", dict)
         self.tokenizer = Tokenizer(self.bundle.verified_file(tok["file"]), int(tok["max_length"]),
                                    int(tok.get("pad_id", 0)), tok.get("padding_side", "right"))
@@ -87,6 +88,20 @@ class FlowMatchingEdgePolicy(EdgePolicy):
         self.min_period = float(self.setting("min_period", (int, float)))
         self.max_period = float(self.setting("max_period", (int, float)))
         self.queue = ActionQueue()
+
+    def _configure_frames(self) -> None:
+        """preprocess_in_graph bundles: camera -> its frames graph (uint8 frame -> the vision input, kept on the
+        backend), and the frame shapes fixed at export; host bundles: none (frames are resized here)."""
+        cams = (self.manifest.get("preprocess") or {}).get("cameras", {})
+        self.frame_graphs: dict[str, dict] = {}
+        for key in self.cameras:
+            if self.observation_spec[key].get("frame"):
+                entry = cams.get(key)
+                if entry is None or entry["graph"] not in self.sessions or "output" not in entry:
+                    raise BundleError(f"malformed manifest: camera {key!r} is taken raw but preprocess.cameras "
+                                      f"names no loaded frames graph for it ({entry})")
+                self.frame_graphs[key] = entry
+        self.raw_shapes = {k: tuple(self.observation_spec[k]["shape"]) for k in self.frame_graphs}
 
     def _configure_rtc(self, mode: str | None, options: Mapping[str, Any] | None) -> None:
         saved = self.manifest["runtime"].get("rtc") or {}
@@ -151,11 +166,13 @@ class FlowMatchingEdgePolicy(EdgePolicy):
                 raise ObservationError(f"observation must be a dict of LeRobot feature keys, got {type(obs).__name__}")
             if self.rename_map:
                 obs = {self.rename_map.get(k, k): v for k, v in obs.items()}
-            images, mask, batched = camera_images(obs, self.cameras)
+            images, mask, batched = camera_images(obs, self.cameras, self.raw_shapes)
             b = images[0].shape[0]
-            images = [resize_with_pad(x, self.image_size, self.center, clamp=self.clamp) * np.float32(2.0)
-                      - np.float32(1.0) for x in images]
-            out = {"images": images, "image_mask": np.repeat(mask[None], b, axis=0)}
+            present = [k for k in self.cameras if k in obs]
+            images = [x if k in self.frame_graphs else   # raw frames: resized by their frames graph
+                      resize_with_pad(x, self.image_size, self.center, clamp=self.clamp) * np.float32(2.0)
+                      - np.float32(1.0) for k, x in zip(present, images)] + images[len(present):]
+            out = {"images": images, "image_mask": np.repeat(mask[None], b, axis=0), "cameras": present}
             if self.state_key is not None:
                 if self.state_key not in obs:
                     raise ObservationError(f"missing observation {self.state_key!r}")
@@ -178,8 +195,12 @@ class FlowMatchingEdgePolicy(EdgePolicy):
         spec = {i.name: i for i in self.bundle.graphs["prefix"].inputs}
         n_tok = self.bundle.graphs["vision"].outputs[0].shape[1]
         tokens = []
-        for img, present in zip(x["images"], x["image_mask"][0]):
+        for i, (img, present) in enumerate(zip(x["images"], x["image_mask"][0])):
             if present:
+                frames = self.frame_graphs.get(x["cameras"][i])
+                if frames is not None:   # uint8 frame -> the vision input, left on the backend
+                    out = frames["output"]
+                    img = self.run_graph(frames["graph"], {frames["input"]: img}, keep=(out,))[out]
                 tokens.append(self.run_graph("vision", {"image": img})["image_tokens"])
             else:
                 tokens.append(np.zeros_like(tokens[0]))

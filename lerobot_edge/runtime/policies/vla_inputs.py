@@ -1,5 +1,7 @@
 """VLA inputs at the runtime's door: camera frames of any size (resized later on the host) with LeRobot's
-missing-camera rule, and the task prompt tokenized with the bundle's tokenizer.json (`tokenizers` package)."""
+missing-camera rule, and the task prompt tokenized with the bundle's tokenizer.json (`tokenizers` package).
+A preprocess_in_graph bundle takes uint8 frames of exactly the size recorded at export instead (its frames
+graphs resize them), so another size is refused here rather than inside an engine."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ...errors import BundleError, ObservationError
-from ..observations import IMAGE_PREFIX, _as_array, _checked
+from ..observations import IMAGE_PREFIX, _as_array, _checked, raw_frame
 
 
 def _frame(key: str, value: Any) -> tuple[np.ndarray, bool]:
@@ -35,16 +37,19 @@ def _frame(key: str, value: Any) -> tuple[np.ndarray, bool]:
     return _checked(key, np.asarray(arr if batched else arr[None], dtype=np.float32), batched)
 
 
-def camera_images(obs: Mapping[str, Any], cameras: list[str]) -> tuple[list[np.ndarray], np.ndarray, bool]:
+def camera_images(obs: Mapping[str, Any], cameras: list[str], raw: Mapping[str, tuple] | None = None
+                  ) -> tuple[list[np.ndarray], np.ndarray, bool]:
     """-> images (present cameras in feature order, then one zero placeholder per missing camera), mask (C,)
-    1 for present / 0 for missing, batched? At least one camera must be present (as in LeRobot)."""
+    1 for present / 0 for missing, batched? At least one camera must be present (as in LeRobot). `raw`:
+    camera -> feature shape (C, H, W) of the cameras taken as uint8 frames (B, H, W, 3) of exactly that size."""
     stray = sorted(k for k in obs if isinstance(k, str) and k.startswith(IMAGE_PREFIX) and k not in cameras)
     if stray:
         raise ObservationError(f"{stray[0]}: this policy has no such camera; its cameras are {cameras}")
     present = [k for k in cameras if k in obs]
     if not present:
         raise ObservationError(f"no camera image in the observation; expected at least one of {cameras}")
-    frames = [_frame(k, obs[k]) for k in present]
+    raw = raw or {}
+    frames = [raw_frame(k, obs[k], raw[k]) if k in raw else _frame(k, obs[k]) for k in present]
     sizes = {k: f.shape[0] for k, (f, _) in zip(present, frames)}
     if len(set(sizes.values())) > 1:
         raise ObservationError(f"cameras disagree on the batch size: {sizes}")

@@ -11,8 +11,8 @@ from ....bundle import IOSpec
 from ....checkpoint import Checkpoint
 from ...plan import ExportPlan, GraphPlan
 from ..rtc_exact import exact_graph
-from ..vla import (FLOW_CHUNK_CHECK, TOL_ACTION, TOL_TOKENS, embedding_file, rtc_settings, sampler,
-                   tokenizer_settings, vla_observations)
+from ..vla import (FLOW_CHUNK_CHECK, TOL_ACTION, TOL_TOKENS, embedding_file, frame_steps, rtc_settings,
+                   sampler, tokenizer_settings, vla_observations)
 from .config import PiConfig
 from .model import PrefixGraph, VisionGraph
 
@@ -72,4 +72,5 @@ def pi_plan(ckpt: Checkpoint, cfg: PiConfig, core, model: str, denoise, with_sta
                       normalization={k: ckpt.norm_modes.get(k, "IDENTITY") for k in keys},
                       stats={k: ckpt.stats[k] for k in keys if k in ckpt.stats}, runtime=runtime,
                       noise_shape=["batch", cfg.chunk_size, cfg.max_action_dim],
-                      extra={"tokenizer": tok["name"]}, end_to_end=FLOW_CHUNK_CHECK, extra_files=embed_files)
+                      extra={"tokenizer": tok["name"]}, end_to_end=FLOW_CHUNK_CHECK, extra_files=embed_files,
+                      frame_steps=frame_steps(runtime))

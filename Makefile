@@ -52,8 +52,12 @@ setup: $(VENV)/.stamp
 demo: setup
 	$(PY) scripts/demo.py $(DEMO_SOURCE)
 
+# two workers (pytest-xdist, whole modules per worker); tiny bundles are exported once per run and shared
+# (tests/shared.py). PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+PYTEST_PAR = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 test: setup parity-ref parity-ref-more parity-ref-vqbet py310-env serve-env serve-lerobot-env
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_PAR)
 
 # the robot side on Python 3.10 (Jetson JetPack 6): numpy + onnxruntime, no torch
 PY310 ?= $(shell PYENV_VERSION=3.10.13 command -v python3.10 >/dev/null 2>&1 && echo "env PYENV_VERSION=3.10.13 python3.10")

@@ -36,7 +36,7 @@ def selftest(bundle: str, backend: str | None = None, *, backend_options: Mappin
         expected = {k[len("output."):]: v for k, v in data.items() if k.startswith("output.")}
         progress.step(f"loading graph '{spec.name}' with {name}")
         t0 = time.perf_counter()
-        session = runner.load(spec, b, options)
+        session = runner.load(spec, b, cls.graph_options(options, spec.name))
         load_s = time.perf_counter() - t0
         actual = session.run(inputs)
         times = []

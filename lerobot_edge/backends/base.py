@@ -71,7 +71,22 @@ class Backend(ABC):
         if unknown:
             raise ValueError(f"backend_options {unknown} unknown to backend {cls.name!r}; "
                              f"accepted: {', '.join(sorted(allowed))}")
+        per_graph = options.get("graph_options", {})
+        if not isinstance(per_graph, Mapping) or not all(isinstance(v, Mapping) for v in per_graph.values()):
+            raise ValueError(f"backend_options graph_options={per_graph!r}: expected {{graph name: {{option: value}}}}")
+        for graph, sub in per_graph.items():
+            bad = sorted(set(sub) - set(allowed) | ({"graph_options"} & set(sub)))
+            if bad:
+                raise ValueError(f"backend_options graph_options[{graph!r}]: {bad} unknown to backend {cls.name!r}; "
+                                 f"accepted: {', '.join(sorted(set(allowed) - {'graph_options'}))}")
         return dict(options)
+
+    @staticmethod
+    def graph_options(options: Mapping[str, Any], graph: str) -> dict[str, Any]:
+        """The options one graph is loaded with: the shared ones, then its `graph_options` entry over them
+        (e.g. other threads for TDMPC's large-batch value graph)."""
+        own = (options.get("graph_options") or {}).get(graph, {})
+        return {**{k: v for k, v in options.items() if k != "graph_options"}, **own}
 
     @abstractmethod
     def load(self, graph: GraphSpec, bundle: Bundle, options: Mapping[str, Any]) -> Session:
@@ -81,6 +96,8 @@ class Backend(ABC):
 COMMON_OPTIONS = {
     "threads": "intra-op CPU threads (default: the library's choice)",
     "device": "device to run on (backend-specific names: 'cpu', 'cuda:0', 'GPU', 'NPU', …)",
+    "graph_options": "per-graph overrides {graph name: {option: value}} of the other options (an unknown graph "
+                     "name is an error at load)",
 }
 
 

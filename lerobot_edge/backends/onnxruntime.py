@@ -1,7 +1,10 @@
 """ONNX Runtime backend: CPU, CUDA and TensorRT execution providers (onnxruntime or onnxruntime-gpu).
 
 backend_options (`OnnxRuntimeBackend.options`; an unknown key is an error):
-- `threads`: intra-op CPU threads; `device`: 'cpu' (default) | 'cuda' | 'cuda:N' (CUDA provider on GPU N);
+- `threads`: intra-op CPU threads (default: one per physical core); `inter_op_threads`: > 1 runs independent
+  nodes in parallel; `intra_op_affinities`: pins the intra-op threads (ORT's `session.intra_op_thread_affinities`,
+  e.g. threads=3 with "1;2"); `graph_options`: {graph name: {option: value}} for one graph (base.py);
+- `device`: 'cpu' (default) | 'cuda' | 'cuda:N' (CUDA provider on GPU N);
 - `providers`: ORT provider list in priority order, e.g. ["TensorrtExecutionProvider", "CUDAExecutionProvider"]
   on a Jetson (overrides `device`); `provider_options`: one dict per provider (default: device id, and for the
   TensorRT provider an engine cache per user);
@@ -40,12 +43,7 @@ class OnnxRuntimeSession:
         if level not in _LEVELS:
             raise ValueError(f"backend_options optimization={level!r}: expected one of {sorted(_LEVELS)}")
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[level])
-        if options.get("threads"):
-            so.intra_op_num_threads = int(options["threads"])
-            so.inter_op_num_threads = 1
-        spinning = "1" if options.get("spinning", False) else "0"
-        so.add_session_config_entry("session.intra_op.allow_spinning", spinning)
-        so.add_session_config_entry("session.inter_op.allow_spinning", spinning)
+        self.settings = thread_settings(so, options)
         cuda_graph, binding = _flag(options, "cuda_graph", False), options.get("io_binding", "auto")
         if binding not in ("auto", True, False):
             raise ValueError(f"backend_options io_binding={binding!r}: expected 'auto', true or false")
@@ -96,6 +94,44 @@ class OnnxRuntimeSession:
         self.session.run_with_iobinding(binding)
         values = binding.get_outputs()
         return {n: (v if n in keep else v.numpy()) for n, v in zip(self._outputs, values)}
+
+
+def thread_settings(so, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply the CPU thread options to SessionOptions `so`; -> what was set (the bench records it).
+    threads: intra-op threads (0/None: ORT's default, one per physical core); inter_op_threads: > 1 runs
+    independent nodes in parallel (ORT_PARALLEL); intra_op_affinities: ORT's session.intra_op_thread_affinities
+    (one group of logical processors per intra-op thread except the caller's, e.g. "1;2" or "1,2;3,4"),
+    needs `threads`; spinning: idle threads busy-wait (off by default)."""
+    threads = _count(options, "threads")
+    inter = _count(options, "inter_op_threads")
+    if threads:
+        so.intra_op_num_threads = threads
+    so.inter_op_num_threads = inter or 1
+    if inter and inter > 1:
+        so.execution_mode = so.execution_mode.__class__.ORT_PARALLEL
+    affinities = options.get("intra_op_affinities")
+    if affinities is not None:
+        groups = str(affinities).split(";")
+        if not threads or len(groups) != threads - 1 or not all(g.replace(",", "").replace("-", "").isdigit()
+                                                               for g in groups):
+            raise ValueError(f"backend_options intra_op_affinities={affinities!r}: expected threads - 1 groups of "
+                             "logical processor ids separated by ';' (e.g. threads=3, '1;2'), with `threads` set")
+        so.add_session_config_entry("session.intra_op_thread_affinities", str(affinities))
+    spinning = "1" if _flag(options, "spinning", False) else "0"
+    so.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+    so.add_session_config_entry("session.inter_op.allow_spinning", spinning)
+    return {"intra_op_num_threads": threads or "default (physical cores)", "inter_op_num_threads": inter or 1,
+            "execution_mode": "parallel" if inter and inter > 1 else "sequential",
+            "intra_op_affinities": affinities, "allow_spinning": spinning == "1"}
+
+
+def _count(options: Mapping[str, Any], key: str) -> int | None:
+    value = options.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"backend_options {key}={value!r}: expected a thread count (an integer >= 0)")
+    return value or None
 
 
 def _dtype(ort_type: str) -> str | None:
@@ -183,6 +219,10 @@ class OnnxRuntimeBackend(Backend):
                "provider_options": "one dict per provider",
                "optimization": "graph optimization level: all | extended | basic | disable",
                "spinning": "let idle intra-op threads spin (default off)",
+               "inter_op_threads": "threads running independent nodes in parallel (> 1: ORT_PARALLEL; default 1)",
+               "intra_op_affinities": "pin intra-op threads: ORT's session.intra_op_thread_affinities, threads - 1 "
+                                      "groups of logical processors ('1;2'); needs threads",
+
                "io_binding": "'auto' (on for GPU providers) | true | false: device buffers allocated once, kept "
                              "outputs stay on the device",
                "cuda_graph": "capture ORT CUDA graphs, one per input shape (GPU providers; default false)"}

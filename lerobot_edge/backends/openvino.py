@@ -1,7 +1,10 @@
 """OpenVINO backend: CPU / GPU / NPU / AUTO, LATENCY hint, inference precision from the bundle.
 
-Options: `threads`, `device` ('CPU' default, 'GPU', 'NPU', 'AUTO'), `precision` (override of the bundle's
-inference precision, 'f32' | 'bf16' | 'f16'; warns), `cache_dir` (OpenVINO's compiled-model cache).
+Options: `threads` (INFERENCE_NUM_THREADS), `pinning` (ENABLE_CPU_PINNING), `core_type` (SCHEDULING_CORE_TYPE:
+ANY_CORE | PCORE_ONLY | ECORE_ONLY), `hyper_threading` (ENABLE_HYPER_THREADING), `graph_options` (per graph, see
+base.py), `device` ('CPU' default, 'GPU', 'NPU', 'AUTO'), `precision` (override of the bundle's inference
+precision, 'f32' | 'bf16' | 'f16'; warns), `cache_dir` (OpenVINO's compiled-model cache). The CPU threading
+settings a session ends up with (OpenVINO's defaults included) are in `session.settings`.
 Without an explicit precision hint OpenVINO runs bf16 on CPUs that have it, so fp32 bundles set f32.
 """
 
@@ -35,8 +38,8 @@ class OpenVINOSession:
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
         if device in ("CPU", "GPU"):
             config["INFERENCE_PRECISION_HINT"] = hint
-        if options.get("threads") and device == "CPU":
-            config["INFERENCE_NUM_THREADS"] = int(options["threads"])
+        if device == "CPU":
+            config.update(cpu_threading(options))
         core = ov.Core()
         if options.get("cache_dir"):
             core.set_property({"CACHE_DIR": str(options["cache_dir"])})
@@ -51,6 +54,8 @@ class OpenVINOSession:
                  [(p.get_any_name(), _dims(p), _dtype(p)) for p in model.outputs])
         self.compiled = core.compile_model(model, device, config)
         self.request = self.compiled.create_infer_request()
+        self.settings = {k: _prop(self.compiled, k) for k in (*THREAD_KEYS.values(), "NUM_STREAMS")} \
+            if device == "CPU" else {}
         self.device, self.precision_hint = device, hint
         self._outputs = [o.name for o in graph.outputs]
 
@@ -65,6 +70,43 @@ class OpenVINOSession:
             # the request reuses its output buffers: copy what leaves, hand out a detached tensor when kept
             out[name] = self._ov.Tensor(t.data.copy()) if name in keep else t.data.copy()
         return out
+
+
+# backend_options -> OpenVINO CPU property
+THREAD_KEYS = {"threads": "INFERENCE_NUM_THREADS", "pinning": "ENABLE_CPU_PINNING",
+               "core_type": "SCHEDULING_CORE_TYPE", "hyper_threading": "ENABLE_HYPER_THREADING"}
+CORE_TYPES = ("ANY_CORE", "PCORE_ONLY", "ECORE_ONLY")
+
+
+def cpu_threading(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The CPU plugin's threading properties from backend_options (unset ones stay OpenVINO's defaults)."""
+    config: dict[str, Any] = {}
+    threads = options.get("threads")
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            raise ValueError(f"backend_options threads={threads!r}: expected a thread count (an integer >= 0)")
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+    for key in ("pinning", "hyper_threading"):
+        if key in options:
+            if not isinstance(options[key], bool):
+                raise ValueError(f"backend_options {key}={options[key]!r}: expected true or false")
+            config[THREAD_KEYS[key]] = options[key]
+    if "core_type" in options:
+        core = str(options["core_type"]).upper()
+        if core not in CORE_TYPES:
+            raise ValueError(f"backend_options core_type={options['core_type']!r}: expected one of {CORE_TYPES}")
+        config["SCHEDULING_CORE_TYPE"] = core
+    return config
+
+
+def _prop(compiled, key: str) -> Any:
+    """A compiled model's property as JSON can hold it (enums as their names); None where unsupported."""
+    try:
+        value = compiled.get_property(key)
+    except Exception:  # a property this OpenVINO version or device does not report
+        return None
+    return value if isinstance(value, (bool, int, float, str)) else str(value).split(".")[-1]
 
 
 def _dims(port) -> tuple:
@@ -84,7 +126,10 @@ class OpenVINOBackend(Backend):
     module = "openvino"
     install_hint = "pip install 'lerobot-edge[openvino]'"
     options = {"precision": "override the bundle's inference precision: f32 | bf16 | f16 (warns)",
-               "cache_dir": "OpenVINO compiled-model cache directory"}
+               "cache_dir": "OpenVINO compiled-model cache directory",
+               "pinning": "ENABLE_CPU_PINNING: pin inference threads to cores (true | false)",
+               "core_type": "SCHEDULING_CORE_TYPE: ANY_CORE | PCORE_ONLY | ECORE_ONLY (hybrid CPUs)",
+               "hyper_threading": "ENABLE_HYPER_THREADING: also use the second logical core of each physical one"}
 
     def load(self, graph: GraphSpec, bundle: Bundle, options: Mapping[str, Any]) -> OpenVINOSession:
         ov = self.import_library()

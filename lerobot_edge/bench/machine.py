@@ -1,4 +1,5 @@
-"""What the numbers were measured on: CPU, cores, GPU, library versions, Jetson power mode, GEMM peak."""
+"""What the numbers were measured on: CPU, cores, GPU, library versions, Jetson power mode, fp32 and bf16 GEMM
+peaks."""
 
 from __future__ import annotations
 
@@ -65,6 +66,51 @@ def gemm_peak_gflops(sizes: tuple[int, ...] = (1024, 2048), repeats: int = 7) ->
     return best
 
 
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def bf16_gemm_peak(sizes: tuple[int, ...] = (1024, 2048), repeats: int = 7) -> tuple[float | None, str | None]:
+    """Measured bf16 GEMM throughput (GFLOP/s) and the library that reached it, on CPUs with bf16 instructions
+    (avx512_bf16, AMX): the best over square sizes of torch's bf16 matmul (oneDNN; AMX tiles where the CPU
+    has them) and an OpenVINO MatMul compiled with INFERENCE_PRECISION_HINT=bf16 (what a bf16 bundle runs
+    on; the robot side has no torch). (None, None) without bf16 instructions or either library."""
+    if not set(BF16_FLAGS) & set(_cpuinfo()[1]):
+        return None, None
+    best, who = 0.0, None
+    for name, make in (("torch", _torch_bf16), ("openvino", _openvino_bf16)):
+        for n in sizes:
+            try:
+                mm = make(n)
+            except Exception:  # the library is absent or cannot build the probe here
+                break
+            mm()  # warm-up: thread pool, packing, page faults
+            gflops = 2 * n ** 3 / min(_timed(mm) for _ in range(repeats)) / 1e9
+            if gflops > best:
+                best, who = gflops, name
+    return (round(best, 1), who) if who else (None, None)
+
+
+def _torch_bf16(n: int):
+    import torch
+
+    a = torch.randn(n, n, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
+    b = a.t().contiguous()
+    return lambda: a @ b
+
+
+def _openvino_bf16(n: int):
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    rng = np.random.default_rng(0)
+    x = ops.parameter([n, n], ov.Type.f32)
+    model = ov.Model([ops.matmul(x, ops.constant(rng.standard_normal((n, n), dtype=np.float32)), False, False)], [x])
+    request = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "bf16",
+                                                     "PERFORMANCE_HINT": "LATENCY"}).create_infer_request()
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    return lambda: request.infer({0: a})
+
+
 def _timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
@@ -86,4 +132,10 @@ def machine_record() -> dict:
                   "nvpmodel": _run(["nvpmodel", "-q"]), "jetson_clocks": _run(["jetson_clocks", "--show"])}
     return {"cpu": model, "cpu_flags": flags, "cores": os.cpu_count(), "machine": platform.machine(),
             "python": platform.python_version(), "os": platform.platform(), "gpu": gpu, "jetson": jetson,
-            "versions": versions, "gemm_peak_gflops": round(gemm_peak_gflops(), 1)}
+            "versions": versions, "gemm_peak_gflops": round(gemm_peak_gflops(), 1), **bf16_record()}
+
+
+def bf16_record() -> dict:
+    """The machine record's bf16 probe: {"bf16_gemm_peak_gflops": GFLOP/s or None, "bf16_gemm_probe": library}."""
+    peak, who = bf16_gemm_peak()
+    return {"bf16_gemm_peak_gflops": peak, "bf16_gemm_probe": who}

@@ -30,10 +30,15 @@ def rows(report: dict) -> list[list[str]]:
         roof = f"{r['achieved_gflops']:.0f} ({r['roofline_fraction']:.0%})" if "achieved_gflops" in r else "-"
         out.append([r["name"], *stages, f"{tot['p50_ms']:.2f}", f"{tot['p90_ms']:.2f}", f"{tot['p99_ms']:.2f}",
                     f"{tot['max_ms']:.2f}", _mb(r.get("bytes_to_engine_per_chunk")),
-                    f"{r['select_action']['p50_ms']:.2f}", f"{r['cold_start_s']:.2f}",
+                    f"{r['select_action']['p50_ms']:.2f}", _share(r), f"{r['cold_start_s']:.2f}",
                     *[f"x{r[k]:.2f}" if k in r else "-" for k in _speedups(report)], roof,
                     f"{r['control']['sync_hz']:.0f} / {r['control']['async_hz']:.0f}"])
     return out
+
+
+def _share(r: dict) -> str:
+    """Host stages (preprocess + sampler + postprocess) as a percentage of the engine calls' time, per chunk."""
+    return "-" if r.get("host_share") is None else f"{100 * r['host_share']:.2f}"
 
 
 def _speedups(report: dict) -> list[str]:
@@ -44,7 +49,7 @@ def _speedups(report: dict) -> list[str]:
 
 def header(report: dict) -> list[str]:
     return ["backend", *[f"{s} p50" for s in _stage_names(report)], "chunk p50", "p90", "p99", "max",
-            "MB to engine/chunk", "select_action", "cold s", *[k.replace("speedup_vs_", "vs ").replace("lerobot", "LeRobot")
+            "MB to engine/chunk", "select_action", "host % of engine", "cold s", *[k.replace("speedup_vs_", "vs ").replace("lerobot", "LeRobot")
                                          for k in _speedups(report)], "GFLOP/s (% fp32 GEMM)", "max Hz sync/async"]
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from ..bundle import Bundle
 from ..progress import Progress, ProgressLike, as_progress
 from ..registry import runtime_class
-from .machine import gemm_peak_gflops, machine_record
+from .machine import bf16_record, gemm_peak_gflops, machine_record
 from .options import check_engine_options, eager_skip_reason, engine_options
 
 SCHEMA_VERSION = 1
@@ -51,6 +51,7 @@ class Variant:
     chunk_calls: dict | None = None   # batch rows per graph in one predict_action_chunk (calls x batch)
     preprocess: str = "host"          # "in_graph": a bundle exported with preprocess_in_graph
     chunk_bytes: dict | None = None   # bytes of host arrays fed per graph in one predict_action_chunk
+    threads: dict | None = None       # the thread settings it ran with (per graph for engine backends)
 
 
 def percentiles(xs: list[float]) -> dict[str, float]:
@@ -114,7 +115,7 @@ def _name(backend: str, precision: str, preprocess: str) -> str:
 def _load(v: Variant, ckpt: str | None, cfg: BenchConfig, obs: dict, noise) -> None:
     from ..runtime import load_policy
 
-    t0 = time.perf_counter()
+    t0, opts = time.perf_counter(), None
     try:
         if v.backend == "torch":
             from ..exporters.torch_session import load_torch_policy
@@ -126,10 +127,23 @@ def _load(v: Variant, ckpt: str | None, cfg: BenchConfig, obs: dict, noise) -> N
             opts = engine_options(v.backend, cfg.backend_options, cfg.device, cfg.threads)
             v.policy = load_policy(v.bundle, v.backend, backend_options=opts, allow_unvalidated=True)
         v.policy.predict_action_chunk(obs, noise=noise)
+        v.threads = thread_record(v, opts if v.backend not in EAGER else None)
     except Exception as e:  # a backend that is missing here is reported, not fatal
         v.skipped = f"{type(e).__name__}: {e}"
         return
     v.cold_start_s = time.perf_counter() - t0
+
+
+def thread_record(v: Variant, options: dict | None) -> dict:
+    """What a variant's threads were: the backend_options asked for and, per graph, what the session set
+    (ORT SessionOptions, OpenVINO's compiled INFERENCE_NUM_THREADS / ENABLE_CPU_PINNING / ...); eager torch:
+    torch.get_num_threads()."""
+    if options is None:
+        import torch
+        return {"torch_num_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads()}
+    sessions = getattr(v.policy, "sessions", {}) or {}
+    return {"backend_options": {k: o for k, o in options.items() if k != "provider_options"},
+            "graphs": {g: getattr(s, "settings", None) for g, s in sessions.items()}}
 
 
 TASK = "pick up the red cube and place it in the bin"   # VLAs: a typical instruction (padded to max length)
@@ -192,6 +206,24 @@ def _select_rounds(live: list[Variant], obs: list[dict], noise, rounds: int, pro
     return amortized, queued
 
 
+HOST_STAGES = ("preprocess", "sampler", "postprocess")   # numpy on the host, around the engine calls
+
+
+def host_share(stages: dict[str, list[float]], graphs: list[str]) -> dict:
+    """The host's work per chunk against the engines': p50 over rounds of (preprocess + sampler + postprocess)
+    / (the graph calls' time), and the p50 host milliseconds. Empty for a variant timed end to end only
+    (LeRobot's own policy). The issue's budget: <= 2 % of engine time per chunk for every policy."""
+    engine_names = [k for k in stages if k not in (*HOST_STAGES, "total")] or graphs
+    n = len(stages.get("total", ()))
+    if not n or not all(k in stages for k in HOST_STAGES):
+        return {}
+    host = np.sum([stages[k] for k in HOST_STAGES], axis=0)
+    engine = np.sum([stages[k] for k in engine_names if k in stages], axis=0)
+    share = host / np.maximum(engine, 1e-9)
+    return {"host_ms_p50": round(float(np.median(host)) * 1e3, 4), "host_share": round(float(np.median(share)), 5),
+            "host_stage_p50_ms": {k: round(float(np.median(stages[k])) * 1e3, 4) for k in HOST_STAGES}}
+
+
 def control_rates(chunk_p99_ms: float, step_p99_ms: float, n_action_steps: int) -> dict[str, float]:
     """Highest control rate (Hz) a loop sustains: sync must fit a whole inference in one tick; async must
     compute the next chunk while the queued n_action_steps play out, and still pop one action per tick."""
@@ -227,6 +259,10 @@ def run_bench(source: str | Path, cfg: BenchConfig | None = None, progress: Prog
         amortized, queued = _select_rounds(live, obs, noise, max(2, cfg.iterations // 10), progress)
         # probe again: a core taken by another process during the first probe would understate the ceiling
         machine["gemm_peak_gflops"] = round(max(machine["gemm_peak_gflops"], gemm_peak_gflops()), 1)
+        again = bf16_record()
+        if again["bf16_gemm_peak_gflops"] and again["bf16_gemm_peak_gflops"] > (machine["bf16_gemm_peak_gflops"] or 0):
+            machine.update(again)
+        machine["threads"] = {v.name: v.threads for v in variants if v.threads is not None}
         return _report(source, cfg, manifest, variants, stages, amortized, queued, machine)
 
 
@@ -247,6 +283,7 @@ def _report(source, cfg, manifest, variants, stages, amortized, queued, machine)
                        bytes_per_graph=dict(v.chunk_bytes) if v.chunk_bytes else None)
             st = {k: percentiles(x) for k, x in stages[v.name].items()}
             total = st["total"]
+            row.update(host_share(stages[v.name], [g["name"] for g in manifest["graphs"]]))
             row.update(stages=st, cold_start_s=round(v.cold_start_s, 3),
                        chunks_per_s=round(1000.0 / total["mean_ms"], 2),
                        select_action=percentiles(amortized[v.name]),
@@ -257,6 +294,8 @@ def _report(source, cfg, manifest, variants, stages, amortized, queued, machine)
                 gflops = flops / (total["p50_ms"] / 1e3) / 1e9
                 row.update(achieved_gflops=round(gflops, 1),
                            roofline_fraction=round(gflops / machine["gemm_peak_gflops"], 3))
+                if v.precision == "bf16" and machine.get("bf16_gemm_peak_gflops"):   # against the bf16 ceiling
+                    row["bf16_roofline_fraction"] = round(gflops / machine["bf16_gemm_peak_gflops"], 3)
             if v.backend in EAGER:
                 eager_p50[v.backend] = total["p50_ms"]
         rows.append(row)

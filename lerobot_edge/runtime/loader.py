@@ -64,7 +64,12 @@ def load_policy(bundle: str | Path, backend: str | None = None, *, revision: str
     cls = runtime_class(b.manifest["runtime"]["kind"])
     # graphs this load will never call stay unloaded (e.g. pi0's RTC "exact" graph unless rtc="exact")
     skip = set(cls.skip_graphs(b.manifest, overrides))
-    sessions = {g.name: runner.load(g, b, options) for g in b.graphs.values() if g.name not in skip}
+    stray = sorted(set(options.get("graph_options") or {}) - set(b.graphs))
+    if stray:
+        raise ValueError(f"backend_options graph_options names graph(s) {stray} that this bundle has not "
+                         f"(graphs: {sorted(b.graphs)})")
+    sessions = {g.name: runner.load(g, b, backend_cls.graph_options(options, g.name))
+                for g in b.graphs.values() if g.name not in skip}
     if not cls.stochastic:
         overrides.pop("seed")  # a policy that draws nothing: a seed is harmless
     return cls(b, name, sessions, overrides)

@@ -37,13 +37,22 @@ def _checked(key: str, arr: np.ndarray, batched: bool) -> tuple[np.ndarray, bool
     """A batch of at least one row, all finite (a NaN from a glitching driver never reaches an engine)."""
     if arr.shape[0] == 0:
         raise ObservationError(f"{key}: empty batch (batch size 0)")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+    if arr.dtype.kind == "f" and not all_finite(arr):
         raise ObservationError(f"{key}: contains NaN or inf")
     return arr, batched
 
 
+def all_finite(arr: np.ndarray) -> bool:
+    """Whether a float array holds no NaN/inf, at the cost of one read: a finite sum proves every element
+    finite (NaN and inf propagate through a sum); only a non-finite sum (which finite values can also give by
+    overflowing) pays for the element-wise check."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.add.reduce(arr, axis=None)
+    return bool(np.isfinite(total)) or bool(np.isfinite(arr).all())
+
+
 def _image(key: str, value: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
-    """-> (B, 3, H, W) float32 in [0, 1], batched?"""
+    """Checked, not converted: -> uint8 frames (B, H, W, 3) as given, or float32 CHW (B, 3, H, W); batched?"""
     arr = _as_array(key, value)
     c, h, w = shape
     if arr.dtype == np.uint8:
@@ -51,9 +60,7 @@ def _image(key: str, value: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, bo
             raise ObservationError(f"{key}: a uint8 image must be an HWC RGB camera frame of shape ({h}, {w}, {c}) "
                                    f"(optionally with a batch axis), got {arr.shape}")
         batched = arr.ndim == 4
-        arr = arr if batched else arr[None]
-        return _checked(key, arr.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0),  # (B,H,W,C)->(B,C,H,W)
-                        batched)
+        return _checked(key, arr if batched else arr[None], batched)
     if arr.dtype.kind != "f":
         raise ObservationError(f"{key}: images must be uint8 HWC frames or float CHW in [0, 1], got {arr.dtype}")
     if arr.shape[-3:] != (c, h, w) or arr.ndim not in (3, 4):
@@ -61,6 +68,11 @@ def _image(key: str, value: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, bo
                                f"(optionally with a batch axis), got {arr.shape}")
     batched = arr.ndim == 4
     return _checked(key, np.asarray(arr if batched else arr[None], dtype=np.float32), batched)
+
+
+def frames_to_float(frames: np.ndarray) -> np.ndarray:
+    """uint8 camera frames (..., H, W, C) -> float32 (..., C, H, W) in [0, 1] (x / 255, as LeRobot)."""
+    return np.moveaxis(frames, -1, -3).astype(np.float32) / np.float32(255.0)
 
 
 def raw_frame(key: str, value: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
@@ -88,10 +100,12 @@ def _vector(key: str, value: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, b
     return _checked(key, np.asarray(arr if batched else arr[None], dtype=np.float32), batched)
 
 
-def prepare_observation(obs: Mapping[str, Any], spec: Mapping[str, dict]) -> tuple[dict[str, np.ndarray], bool]:
-    """Check `obs` against the bundle's observation spec; return batched float32 arrays (raw cameras: uint8
-    frames (B, H, W, 3)) and whether the caller's input had a batch axis. `spec`: key -> {"kind":
-    "image"|"state"|"env_state", "shape": […][, "frame": "uint8_hwc"]}."""
+def check_observation(obs: Mapping[str, Any], spec: Mapping[str, dict]) -> tuple[dict[str, np.ndarray], bool]:
+    """Check `obs` against the bundle's observation spec (keys, dtypes, shapes, batch sizes, finiteness) at the
+    cost of a read, converting nothing that is large: -> batched arrays (uint8 camera frames (B, H, W, 3) as
+    the caller gave them, views of the caller's data; float images (B, 3, H, W) and vectors (B, D) float32) and
+    whether the input had a batch axis. `spec`: key -> {"kind": "image"|"state"|"env_state", "shape": […][,
+    "frame": "uint8_hwc"]}. What a queued select_action pays: the conversion waits for an inference."""
     if not isinstance(obs, Mapping):
         raise ObservationError(f"observation must be a dict of LeRobot feature keys, got {type(obs).__name__}")
     stray = sorted(k for k in obs if isinstance(k, str) and k.startswith(IMAGE_PREFIX) and k not in spec)
@@ -108,6 +122,14 @@ def prepare_observation(obs: Mapping[str, Any], spec: Mapping[str, dict]) -> tup
     if len(set(sizes.values())) > 1:
         raise ObservationError(f"observations disagree on the batch size: {sizes}")
     return out, any(batched_keys.values())
+
+
+def prepare_observation(obs: Mapping[str, Any], spec: Mapping[str, dict]) -> tuple[dict[str, np.ndarray], bool]:
+    """check_observation, then float32 everywhere: images (B, 3, H, W) in [0, 1] (raw cameras of a
+    preprocess_in_graph bundle stay uint8 frames (B, H, W, 3))."""
+    arrays, batched = check_observation(obs, spec)
+    return {k: (frames_to_float(v) if v.dtype == np.uint8 and spec[k].get("frame") != RAW_FRAME else v)
+            for k, v in arrays.items()}, batched
 
 
 def check_raw_cameras(manifest: Mapping[str, Any]) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 from ..backends import Session
 from ..bundle import Bundle
 from ..errors import BundleError, LeRobotEdgeError, NonFiniteActionError, ObservationError
-from .observations import check_raw_cameras, prepare_observation
+from .observations import check_observation, check_raw_cameras
 from .processors import Normalizer
 
 
@@ -147,14 +147,26 @@ class EdgePolicy(ABC):
     def preprocess(self, obs: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], bool]:
         """-> graph feed keyed by graph input name (normalized float32, batched; raw cameras of a
         preprocess_in_graph bundle: uint8 frames), and whether obs was batched."""
+        arrays, batched = self.check(obs)
+        return self.to_feed(arrays), batched
+
+    def check(self, obs: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], bool]:
+        """The observation checked (every typed error of `preprocess`), nothing large converted: -> batched
+        arrays keyed by feature (uint8 frames as given, see observations.check_observation), batched? What
+        a call served from the action queue pays; `to_feed` converts when an inference needs the data."""
         with self._stage("preprocess"):
             if self.rename_map and isinstance(obs, Mapping):  # robot key -> policy key, as LeRobot's rename step
                 obs = {self.rename_map.get(k, k): v for k, v in obs.items()}
-            arrays, batched = prepare_observation(obs, self.observation_spec)
-            spec = self.observation_spec   # raw cameras (preprocess_in_graph): the graph normalizes them
-            feed = {spec[k]["graph_input"]: (v if spec[k].get("frame") else self.normalizer.normalize(k, v))
+            return check_observation(obs, self.observation_spec)
+
+    def to_feed(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Checked arrays (`check`) -> the graph feed: normalized float32 (uint8 frames converted and
+        normalized in one pass, (B, H, W, 3) -> (B, 3, H, W)); raw cameras stay uint8 frames."""
+        with self._stage("preprocess"):
+            spec, norm = self.observation_spec, self.normalizer
+            return {spec[k]["graph_input"]: (v if spec[k].get("frame") else norm.normalize_frames(k, v)
+                                             if v.dtype == np.uint8 else norm.normalize(k, v))
                     for k, v in arrays.items()}
-        return feed, batched
 
     def run_graph(self, name: str, feed: Mapping[str, Any], keep: tuple[str, ...] = (),
                   finite: bool = True) -> dict[str, Any]:

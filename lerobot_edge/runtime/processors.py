@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import BundleError
-from ..kernels.normalize import MODE_STATS, normalize, unnormalize
+from ..kernels.normalize import MODE_STATS, normalize, normalize_frames, unnormalize
 
 
 class Normalizer:
@@ -20,6 +20,7 @@ class Normalizer:
     def __init__(self, modes: dict[str, str], stats: dict[str, dict[str, np.ndarray]], legacy: bool = False,
                  image_keys: tuple[str, ...] = ()):
         self._fwd: dict[str, Callable] = {}
+        self._frames: dict[str, Callable] = {}
         self._inv: dict[str, Callable] = {}
         for key, mode in modes.items():
             if mode == "IDENTITY":
@@ -32,10 +33,17 @@ class Normalizer:
             s = {n: (v.reshape(-1, 1, 1) if key in image_keys and v.ndim == 1 else v) for n, v in s.items()}
             self._fwd[key] = lambda x, m=mode, s=s: normalize(x, m, s, legacy)
             self._inv[key] = lambda y, m=mode, s=s: unnormalize(y, m, s, legacy)
+            if key in image_keys:
+                self._frames[key] = lambda f, m=mode, s=s: normalize_frames(f, m, s, legacy)
 
     def normalize(self, key: str, x: np.ndarray) -> np.ndarray:
         f = self._fwd.get(key)
         return x if f is None else f(x).astype(np.float32, copy=False)
+
+    def normalize_frames(self, key: str, frames: np.ndarray) -> np.ndarray:
+        """uint8 camera frames (..., H, W, C) -> normalized float32 (..., C, H, W), as normalize(frames / 255)."""
+        f = self._frames.get(key)
+        return normalize_frames(frames, "IDENTITY", {}) if f is None else f(frames)
 
     def unnormalize(self, key: str, y: np.ndarray) -> np.ndarray:
         f = self._inv.get(key)

@@ -8,6 +8,7 @@ import math
 import torch
 from torch import nn
 
+from ..common.activations import Mish
 from ..common.rgb_encoder import RgbEncoder
 from .config import DiffusionConfig
 
@@ -28,7 +29,7 @@ class SinusoidalPosEmb(nn.Module):
 class Conv1dBlock(nn.Module):
     def __init__(self, cin: int, cout: int, k: int, n_groups: int = 8):
         super().__init__()
-        self.block = nn.Sequential(nn.Conv1d(cin, cout, k, padding=k // 2), nn.GroupNorm(n_groups, cout), nn.Mish())
+        self.block = nn.Sequential(nn.Conv1d(cin, cout, k, padding=k // 2), nn.GroupNorm(n_groups, cout), Mish())
 
     def forward(self, x):
         return self.block(x)
@@ -41,7 +42,7 @@ class CondResidualBlock1d(nn.Module):
         super().__init__()
         self.film_scale, self.cout = film_scale, cout
         self.conv1 = Conv1dBlock(cin, cout, k, n_groups)
-        self.cond_encoder = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, cout * 2 if film_scale else cout))
+        self.cond_encoder = nn.Sequential(Mish(), nn.Linear(cond_dim, cout * 2 if film_scale else cout))
         self.conv2 = Conv1dBlock(cout, cout, k, n_groups)
         self.residual_conv = nn.Conv1d(cin, cout, 1) if cin != cout else nn.Identity()
 
@@ -57,7 +58,7 @@ class ConditionalUnet1d(nn.Module):
     def __init__(self, cfg: DiffusionConfig, global_cond_dim: int):
         super().__init__()
         e = cfg.diffusion_step_embed_dim
-        self.diffusion_step_encoder = nn.Sequential(SinusoidalPosEmb(e), nn.Linear(e, e * 4), nn.Mish(),
+        self.diffusion_step_encoder = nn.Sequential(SinusoidalPosEmb(e), nn.Linear(e, e * 4), Mish(),
                                                     nn.Linear(e * 4, e))
         dims = list(cfg.down_dims)
         in_out = [(cfg.action_dim, dims[0]), *zip(dims[:-1], dims[1:])]

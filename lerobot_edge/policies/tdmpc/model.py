@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..common.activations import Mish
 from .config import TDMPCConfig
 
 
@@ -67,7 +68,7 @@ class TOLD(nn.Module):
     def __init__(self, cfg: TDMPCConfig):
         super().__init__()
         D, A, M = cfg.latent_dim, cfg.action_dim, cfg.mlp_dim
-        mish = [nn.Mish(), nn.Mish()]
+        mish = [Mish(), Mish()]
         self._encoder = TDMPCObservationEncoder(cfg)
         self._dynamics = _mlp([D + A, M, M, D], [*mish, nn.Sigmoid()], [True, True, True])
         self._reward = _mlp([D + A, M, M, 1], [*mish, None], [True, True, False])

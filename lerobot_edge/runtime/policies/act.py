@@ -55,20 +55,21 @@ class ACTEdgePolicy(EdgePolicy):
 
     def select_action(self, obs: Mapping[str, Any], noise: np.ndarray | None = None) -> np.ndarray:
         """(B, A) robot units ((A,) for an unbatched observation). The observation is always checked, also
-        when the action comes from the queue, so a bad frame never passes silently."""
+        when the action comes from the queue, so a bad frame never passes silently; it is converted and
+        normalized only when a chunk is computed."""
         t0 = self._start_call()
-        feed, batched = self.preprocess(obs)
-        b = next(iter(feed.values())).shape[0]
+        arrays, batched = self.check(obs)
+        b = next(iter(arrays.values())).shape[0]
         if self.ensembler is not None:
             held = None if self.ensembler.actions is None else self.ensembler.actions.shape[0]
             same_batch(b, held, "ensembled actions")
-            normalized = self._normalized_chunk(feed)
+            normalized = self._normalized_chunk(self.to_feed(arrays))
             with self._stage("sampler"):
                 action = self.ensembler.update(normalized)
             action = self.postprocess(action)
         else:
             action = self.queued_action(
-                lambda: self.postprocess(self._normalized_chunk(feed)[:, : self.n_action_steps]), b)
+                lambda: self.postprocess(self._normalized_chunk(self.to_feed(arrays))[:, : self.n_action_steps]), b)
         self._end_call(t0)
         return action if batched else action[0]
 

@@ -19,7 +19,7 @@ from ...kernels.image import resize_with_pad
 from ..observations import _vector
 from ..policy import EdgePolicy, same_batch
 from ..queues import ActionQueue
-from .vla_inputs import Tokenizer, camera_images, pi05_prompts
+from .vla_inputs import Tokenizer, camera_images, pi05_prompts, task_list
 
 RTC_MODES = ("guided", "exact", "off")
 EXACT_GRAPH = "denoise_rtc"   # exported with rtc_exact=True: (denoise inputs, time, prev, rtc_weights) -> v_t, correction
@@ -156,6 +156,7 @@ class FlowMatchingEdgePolicy(EdgePolicy):
 
     def reset(self) -> None:
         self.queue.clear()
+        self._time_rows: dict[float, np.ndarray] = {}   # flow time -> its embedding (1, time_dim)
 
     # -- host preprocessing ------------------------------------------------------------------------
     def _prepare(self, obs: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], bool]:
@@ -170,8 +171,8 @@ class FlowMatchingEdgePolicy(EdgePolicy):
             b = images[0].shape[0]
             present = [k for k in self.cameras if k in obs]
             images = [x if k in self.frame_graphs else   # raw frames: resized by their frames graph
-                      resize_with_pad(x, self.image_size, self.center, clamp=self.clamp) * np.float32(2.0)
-                      - np.float32(1.0) for k, x in zip(present, images)] + images[len(present):]
+                      _signed(resize_with_pad(x, self.image_size, self.center, clamp=self.clamp), x)
+                      for k, x in zip(present, images)] + images[len(present):]
             out = {"images": images, "image_mask": np.repeat(mask[None], b, axis=0), "cameras": present}
             if self.state_key is not None:
                 if self.state_key not in obs:
@@ -187,6 +188,26 @@ class FlowMatchingEdgePolicy(EdgePolicy):
                 task = pi05_prompts(task, state)
             out["lang_tokens"], out["lang_mask"] = self.tokenizer(task, b, self.append_newline)
         return out, batched
+
+    def _check(self, obs: Mapping[str, Any]) -> tuple[int, bool]:
+        """Every check of `_prepare` (cameras, state, task), nothing resized, normalized or tokenized: what a
+        select_action served from the queue pays. -> batch size B, batched?"""
+        with self._stage("preprocess"):
+            if not isinstance(obs, Mapping):
+                raise ObservationError(f"observation must be a dict of LeRobot feature keys, got {type(obs).__name__}")
+            if self.rename_map:
+                obs = {self.rename_map.get(k, k): v for k, v in obs.items()}
+            images, _, batched = camera_images(obs, self.cameras, self.raw_shapes, convert=False)
+            b = images[0].shape[0]
+            if self.state_key is not None:
+                if self.state_key not in obs:
+                    raise ObservationError(f"missing observation {self.state_key!r}")
+                state, sb = _vector(self.state_key, obs[self.state_key], tuple(self.observation_spec[self.state_key]["shape"]))
+                if state.shape[0] != b:
+                    raise ObservationError(f"{self.state_key}: batch {state.shape[0]} != cameras' batch {b}")
+                batched = batched or sb
+            task_list(obs.get("task"), b)
+        return b, batched
 
     # -- graphs ------------------------------------------------------------------------------------
     def _prefix(self, x: dict[str, np.ndarray]) -> tuple[Any, Any, np.ndarray]:
@@ -261,8 +282,7 @@ class FlowMatchingEdgePolicy(EdgePolicy):
         for step in range(self.num_steps):
             time = 1.0 + step * dt
             with self._stage("sampler"):
-                t = np.full((x_t.shape[0],), time, np.float32)
-                time_emb = flow_time_embedding(t, self.time_dim, self.min_period, self.max_period)
+                time_emb = self._time_embedding(time, x_t.shape[0])
             feed = {"x_t": x_t, "time_emb": time_emb, "k_cache": k, "v_cache": v, "prefix_mask": prefix_mask}
             if "state" in self.denoise_inputs:
                 feed["state"] = x["state"]
@@ -275,6 +295,15 @@ class FlowMatchingEdgePolicy(EdgePolicy):
                     v_t = rtc_kernels.guide(x_t, v_t, time, prev, weights, self.rtc.max_guidance_weight)
                 x_t = (x_t + np.float32(dt) * v_t).astype(np.float32)
         return x_t
+
+    def _time_embedding(self, time: float, b: int) -> np.ndarray:
+        """(B, time_dim) float32 for flow time `time`: one row computed once per step time, then repeated (the
+        same N step times every chunk)."""
+        row = self._time_rows.get(time)
+        if row is None:
+            row = self._time_rows[time] = flow_time_embedding(np.full((1,), time, np.float32), self.time_dim,
+                                                              self.min_period, self.max_period)
+        return np.repeat(row, b, axis=0)
 
     def _exact_velocity(self, feed: dict, time: float, prev: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """RTC "exact": v - gw(t) * err^T d(x1)/d(x_t) from the `denoise_rtc` graph (fixed batch, see its spec)."""
@@ -310,9 +339,18 @@ class FlowMatchingEdgePolicy(EdgePolicy):
             self.queue.extend_chunk(chunk[:, : self.n_action_steps], self.n_action_steps)
             return self.queue.pop() if batched else self.queue.pop()[0]
         t0 = self._start_call()
-        x, batched = self._prepare(obs)
-        same_batch(x["images"][0].shape[0], self.queue.batch, "queued actions")
+        b, batched = self._check(obs)
+        same_batch(b, self.queue.batch, "queued actions")
         with self._stage("sampler"):
             action = self.queue.pop()
         self._end_call(t0)
         return action if batched else action[0]
+
+
+def _signed(y: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """[0, 1] -> [-1, 1] as y * 2 - 1, in place unless `y` is the caller's own array `src` (no resize)."""
+    if y is src or np.shares_memory(y, src):
+        return y * np.float32(2.0) - np.float32(1.0)
+    y *= np.float32(2.0)
+    y -= np.float32(1.0)
+    return y

@@ -129,11 +129,11 @@ class TDMPCEdgePolicy(EdgePolicy):
         if noise is not None:
             raise ValueError("TDMPC takes no noise (its draws come from the seeded generator)")
         t0 = self._start_call()
-        feed, batched = self.preprocess(obs)
-        same_batch(next(iter(feed.values())).shape[0], self.queue[0].shape[0] if self.queue else None,
+        arrays, batched = self.check(obs)                                    # converted only to plan
+        same_batch(next(iter(arrays.values())).shape[0], self.queue[0].shape[0] if self.queue else None,
                    "queued actions")
         if len(self.queue) == 0:
-            actions = self._chunk(feed)                                      # (H, B, A) normalized
+            actions = self._chunk(self.to_feed(arrays))                                    # (H, B, A) normalized
             with self._stage("sampler"):
                 if self.repeats > 1:
                     self.queue.extend([actions[0]] * self.repeats)

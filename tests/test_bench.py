@@ -33,6 +33,16 @@ def test_report_matches_schema_and_has_every_stage(report):
     assert 0 < ort["roofline_fraction"] < 1.5 and report["flops_per_chunk"] > 0
     assert report["machine"]["gemm_peak_gflops"] > 0 and report["machine"]["cores"] >= 1
     assert "onnxruntime/fp32" in text_table(report) and markdown(report).count("\n|") >= 4
+    # the host's share of a chunk (preprocess + sampler + postprocess over the engine calls), per variant
+    for r in (ort, by["torch/fp32"]):
+        assert 0 < r["host_share"] < 10 and set(r["host_stage_p50_ms"]) == {"preprocess", "sampler", "postprocess"}
+    assert "host % of engine" in markdown(report)
+    # the threads each variant ran with, in the machine record
+    threads = report["machine"]["threads"]
+    assert threads["torch/fp32"]["torch_num_threads"] >= 1
+    assert threads["onnxruntime/fp32"]["graphs"]["act"]["allow_spinning"] is False
+    bf16 = report["machine"]["bf16_gemm_peak_gflops"]
+    assert bf16 is None or bf16 > 0
 
 
 def test_control_rates():

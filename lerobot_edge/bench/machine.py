@@ -117,7 +117,7 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def machine_record() -> dict:
+def machine_record(probe_sizes: tuple[int, ...] = (1024, 2048)) -> dict:
     model, flags = _cpuinfo()
     versions = {}
     for pkg in PACKAGES:
@@ -132,10 +132,11 @@ def machine_record() -> dict:
                   "nvpmodel": _run(["nvpmodel", "-q"]), "jetson_clocks": _run(["jetson_clocks", "--show"])}
     return {"cpu": model, "cpu_flags": flags, "cores": os.cpu_count(), "machine": platform.machine(),
             "python": platform.python_version(), "os": platform.platform(), "gpu": gpu, "jetson": jetson,
-            "versions": versions, "gemm_peak_gflops": round(gemm_peak_gflops(), 1), **bf16_record()}
+            "versions": versions, "gemm_peak_gflops": round(gemm_peak_gflops(probe_sizes), 1),
+            **bf16_record(probe_sizes)}
 
 
-def bf16_record() -> dict:
+def bf16_record(probe_sizes: tuple[int, ...] = (1024, 2048)) -> dict:
     """The machine record's bf16 probe: {"bf16_gemm_peak_gflops": GFLOP/s or None, "bf16_gemm_probe": library}."""
-    peak, who = bf16_gemm_peak()
+    peak, who = bf16_gemm_peak(probe_sizes)
     return {"bf16_gemm_peak_gflops": peak, "bf16_gemm_probe": who}

@@ -16,6 +16,7 @@ import numpy as np
 from ..bundle import Bundle
 from ..progress import Progress, ProgressLike, as_progress
 from ..registry import runtime_class
+from .accuracy import accuracy_summary
 from .machine import bf16_record, gemm_peak_gflops, machine_record
 from .options import check_engine_options, eager_skip_reason, engine_options
 
@@ -37,6 +38,7 @@ class BenchConfig:
     backend_options: dict | None = None       # one dict for every engine backend, or one per backend name
     # checkpoint sources: "host" (host preprocessing) and/or "in_graph" (exported with preprocess_in_graph)
     preprocess: tuple[str, ...] = ("host",)
+    probe_sizes: tuple[int, ...] = (1024, 2048)   # the GEMM probes' square sizes (a smoke run: smaller)
 
 
 @dataclass
@@ -99,10 +101,13 @@ def _prepare(source: Path, cfg: BenchConfig, workdir: Path, progress: Progress) 
                     v.skipped = f"no export target for {b} at {p}"
                 else:
                     v.bundle = workdir / (f"{target.name}-{p}" + ("-in_graph" if mode == "in_graph" else ""))
-                    if not v.bundle.exists():
+                    if not (v.bundle / "manifest.json").is_file():
                         progress.step(f"exporting {source} to {target.name} ({p}{', preprocess in graph' if mode != 'host' else ''})")
-                        export(source, v.bundle, target.name, policy_type=cfg.policy_type, precision=p,
-                               accept_accuracy=True, preprocess_in_graph=mode == "in_graph")
+                        try:
+                            export(source, v.bundle, target.name, policy_type=cfg.policy_type, precision=p,
+                                   accept_accuracy=True, preprocess_in_graph=mode == "in_graph", overwrite=True)
+                        except Exception as e:  # a precision this policy cannot export yet: a row with the reason
+                            v.skipped = f"export failed: {type(e).__name__}: {str(e)[:300]}"
                 variants.append(v)
     return variants, str(source)
 
@@ -239,7 +244,7 @@ def run_bench(source: str | Path, cfg: BenchConfig | None = None, progress: Prog
     cfg = cfg or BenchConfig()
     progress = as_progress(progress)
     check_engine_options(cfg.backends, cfg.backend_options, cfg.device, cfg.threads)   # before any export
-    machine = machine_record()  # the GEMM probe first, on a quiet machine
+    machine = machine_record(cfg.probe_sizes)  # the GEMM probes first, on a quiet machine
     with tempfile.TemporaryDirectory(prefix="lerobot-edge-bench-") as tmp:
         variants, ckpt = _prepare(Path(source), cfg, Path(workdir or tmp), progress)
         for v in variants:
@@ -258,8 +263,8 @@ def run_bench(source: str | Path, cfg: BenchConfig | None = None, progress: Prog
         stages = _chunk_rounds(live, obs, noise, cfg, progress)
         amortized, queued = _select_rounds(live, obs, noise, max(2, cfg.iterations // 10), progress)
         # probe again: a core taken by another process during the first probe would understate the ceiling
-        machine["gemm_peak_gflops"] = round(max(machine["gemm_peak_gflops"], gemm_peak_gflops()), 1)
-        again = bf16_record()
+        machine["gemm_peak_gflops"] = round(max(machine["gemm_peak_gflops"], gemm_peak_gflops(cfg.probe_sizes)), 1)
+        again = bf16_record(cfg.probe_sizes)
         if again["bf16_gemm_peak_gflops"] and again["bf16_gemm_peak_gflops"] > (machine["bf16_gemm_peak_gflops"] or 0):
             machine.update(again)
         machine["threads"] = {v.name: v.threads for v in variants if v.threads is not None}
@@ -277,6 +282,8 @@ def _report(source, cfg, manifest, variants, stages, amortized, queued, machine)
     for v in variants:
         row = {"name": v.name, "backend": v.backend, "precision": v.precision, "skipped": v.skipped,
                "preprocess": v.preprocess}
+        if v.backend not in EAGER and (Path(v.bundle) / "manifest.json").is_file():
+            row["accuracy"] = accuracy_summary(Bundle.open(v.bundle, verify=False).manifest)
         if not v.skipped:
             # what crosses from the host to the engine per chunk (uint8 frames: a quarter of float32 images)
             row.update(bytes_to_engine_per_chunk=sum(v.chunk_bytes.values()) if v.chunk_bytes else None,

@@ -75,3 +75,18 @@ def test_queued_select_action_checks_without_converting(act_tiny_bundle):
     # the same actions as a policy that converts on every call: the chunk's second action
     chunk = load_policy(act_tiny_bundle).predict_action_chunk(obs)
     np.testing.assert_allclose(second, chunk[1], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("hw, out", [((96, 128), (168, 224)), ((40, 40), (224, 224)), ((480, 640), (168, 224)),
+                                     ((7, 5), (3, 11))])
+def test_resize_is_the_two_tap_sum_bit_for_bit(hw, out):
+    """kernels/image.resize_bilinear (np.take, width then height) against the per-output two-tap formula."""
+    from lerobot_edge.kernels.image import bilinear_taps, resize_bilinear
+
+    img = RNG.random((2, 3, *hw), dtype=np.float32)
+    h0, h1, hl0, hl1 = bilinear_taps(hw[0], out[0])
+    w0, w1, wl0, wl1 = bilinear_taps(hw[1], out[1])
+    rows0, rows1 = img[:, :, h0], img[:, :, h1]
+    top = rows0[..., w0] * wl0 + rows0[..., w1] * wl1
+    bot = rows1[..., w0] * wl0 + rows1[..., w1] * wl1
+    np.testing.assert_array_equal(resize_bilinear(img, *out), top * hl0[:, None] + bot * hl1[:, None])

@@ -18,12 +18,16 @@ def bilinear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return i0, i1, (np.float32(1) - l1).astype(np.float32), l1
 
 
-def resize_bilinear(img: np.ndarray, height: int, width: int) -> np.ndarray:
+def resize_bilinear(img: np.ndarray, height: int, width: int, out: np.ndarray | None = None) -> np.ndarray:
     """img (B, C, H, W) float32 -> (B, C, height, width). Along the width first, for every source row, then
     along the height (torch's order and float32 operations, so bit-identical to the per-output two-tap
-    sums), with np.take and in-place updates: ~5-10x faster than gathering with fancy indices."""
+    sums), with np.take and in-place updates: ~5-10x faster than gathering with fancy indices. `out`: a
+    (B, C, height, width) float32 array (a view) to write into."""
     if img.shape[-2:] == (height, width):
-        return img.astype(np.float32, copy=False)
+        if out is None:
+            return img.astype(np.float32, copy=False)
+        out[...] = img
+        return out
     img = np.asarray(img, np.float32)
     h0, h1, hl0, hl1 = bilinear_taps(img.shape[-2], height)
     w0, w1, wl0, wl1 = bilinear_taps(img.shape[-1], width)
@@ -32,10 +36,10 @@ def resize_bilinear(img: np.ndarray, height: int, width: int) -> np.ndarray:
     right = np.take(img, w1, axis=-1)
     right *= wl1
     cols += right
-    out = np.take(cols, h0, axis=-2)                                               # (B, C, height, width)
-    out *= hl0[:, None]
+    top = np.take(cols, h0, axis=-2)                                               # (B, C, height, width)
     below = np.take(cols, h1, axis=-2)
     below *= hl1[:, None]
+    out = np.multiply(top, hl0[:, None], out=top if out is None else out)
     out += below
     return out
 
@@ -50,7 +54,7 @@ def resize_with_pad(img: np.ndarray, size: int, center: bool = True, pad_value: 
     rh, rw, top, left = pad_geometry(h, w, size, center)
     padded = np.full((b, c, size, size), pad_value, np.float32)
     window = padded[:, :, top:top + rh, left:left + rw]
-    window[...] = resize_bilinear(img, rh, rw)
+    resize_bilinear(img, rh, rw, out=window)
     if clamp:
         np.clip(window, 0.0, 1.0, out=window)   # in place: the padding keeps pad_value
     return padded

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lerobot_edge import export, load_policy
-from lerobot_edge.backends.tensorrt_plan import FP32_ISLAND_PATTERNS, engine_cache_key, keep_fp32, plan_hash
+from lerobot_edge.backends.tensorrt_plan import engine_cache_key, plan_hash
 from lerobot_edge.errors import BackendUnavailableError
 from lerobot_edge.selftest import selftest
 
@@ -81,7 +81,7 @@ def test_trt_bundle_carries_onnx_plan_and_validation(trt_bundle):
     assert m["validation"]["passed"] is True and "selftest" in m["validation"]["engine"]
     assert m["validation"]["graphs"]["act"]["outputs"]["action"]["atol"] == 1e-4  # the ONNX at fp32
     assert plan["precision"] == "fp16" and "FP16" in plan["builder_flags"]
-    assert "OBEY_PRECISION_CONSTRAINTS" in plan["builder_flags"] and plan["fp32_layers"]
+    assert "OBEY_PRECISION_CONSTRAINTS" in plan["builder_flags"] and plan["fp32_islands"]["nodes"]
     prof = plan["profiles"][0]["observation.images.top"]
     assert prof["min"] == [1, 3, 48, 64] and prof["max"][0] == 8 and prof["max"][1:] == [3, 48, 64]
     assert (trt_bundle / "validation" / "act.npz").is_file()
@@ -94,14 +94,6 @@ def test_engine_cache_key_changes_with_everything_it_depends_on(trt_bundle):
     for i, other in enumerate(("b" * 64, {**plan, "precision": "fp32"}, "10.7.0", "12080", "Thor", "11.0")):
         assert engine_cache_key(*base[:i], other, *base[i + 1:]) != key
     assert engine_cache_key(*base) == key and plan_hash(plan) == plan_hash(dict(plan))
-
-
-def test_fp32_islands():
-    assert keep_fp32("/model/encoder/layers.0/norm1/LayerNormalization", "LayerType.NORMALIZATION",
-                     FP32_ISLAND_PATTERNS)
-    assert keep_fp32("node_softmax_12", "LayerType.SOFTMAX", FP32_ISLAND_PATTERNS)
-    assert keep_fp32("/model/action_head/MatMul", "LayerType.MATRIX_MULTIPLY", FP32_ISLAND_PATTERNS)
-    assert not keep_fp32("/model/encoder/layers.0/linear1/MatMul", "LayerType.MATRIX_MULTIPLY", FP32_ISLAND_PATTERNS)
 
 
 def test_tensorrt_missing_is_a_clear_error(trt_bundle):

@@ -27,7 +27,7 @@ from ..progress import Progress
 from .base import Backend, check_feed
 from .tensorrt_engines import (DeviceFacts, check_engine_options, engine_file_name, engine_key, find_engine,
                                graph_plan)
-from .tensorrt_plan import keep_fp32
+from .tensorrt_plan import check_gpu_precision, keep_fp32
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,8 @@ def build_engine(trt, onnx_path: Path, plan: dict, monitor=None) -> bytes:
     progress_monitor) must outlive the build, so the caller holds it."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if plan["strongly_typed"] else 0
+    typed = strongly_typed(trt, plan)
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if typed else 0
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
@@ -142,14 +143,10 @@ def build_engine(trt, onnx_path: Path, plan: dict, monitor=None) -> bytes:
         config.progress_monitor = monitor
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(plan["workspace_bytes"]))
     config.builder_optimization_level = int(plan["builder_optimization_level"])
-    for flag in plan["builder_flags"]:
-        config.set_flag(getattr(trt.BuilderFlag, flag))
-    for i in range(network.num_layers):  # fp32 islands: norms, softmax, final projection
-        layer = network.get_layer(i)
-        if keep_fp32(layer.name, str(layer.type), plan["fp32_layers"]):
-            layer.precision = trt.float32
-            for j in range(layer.num_outputs):
-                layer.set_output_type(j, trt.float32)
+    if not typed:   # weak typing: precision flags, and the islands (norms, softmax, output projection) pinned
+        for flag in plan["builder_flags"]:
+            config.set_flag(getattr(trt.BuilderFlag, flag))
+        pin_fp32_islands(trt, network, plan["fp32_islands"])
     for shapes in plan["profiles"]:
         profile = builder.create_optimization_profile()
         for name, s in shapes.items():
@@ -159,6 +156,34 @@ def build_engine(trt, onnx_path: Path, plan: dict, monitor=None) -> bytes:
     if engine is None:
         raise BackendUnavailableError(f"TensorRT failed to build an engine for {onnx_path.name}")
     return bytes(engine)
+
+
+def strongly_typed(trt, plan: dict) -> bool:
+    """Build strongly typed (types from the ONNX; precision flags are not allowed then) when the plan's graph
+    carries its precision and this TensorRT has strongly typed networks (>= 9); else the weakly typed path."""
+    if plan["strongly_typed"] and not hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+        log.warning("TensorRT %s has no strongly typed networks: building %r weakly typed with %s",
+                    trt.__version__, plan["graph"], plan["builder_flags"])
+        return False
+    return bool(plan["strongly_typed"])
+
+
+def pin_fp32_islands(trt, network, islands: dict) -> int:
+    """Set precision and output types of the island layers to fp32 (honoured with OBEY_PRECISION_CONSTRAINTS);
+    -> how many layers were pinned. A strongly typed network takes its types from the ONNX instead."""
+    pinned = 0
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        outputs = [layer.get_output(j).name for j in range(layer.num_outputs)]
+        if keep_fp32(layer.name, outputs, islands):
+            layer.precision = trt.float32
+            for j in range(layer.num_outputs):
+                if layer.get_output(j).dtype in (trt.float32, trt.float16, trt.bfloat16):
+                    layer.set_output_type(j, trt.float32)
+            pinned += 1
+    if islands.get("nodes") and not pinned:
+        log.warning("none of the %d fp32 island nodes matched a TensorRT layer name", len(islands["nodes"]))
+    return pinned
 
 
 class TensorRTSession:
@@ -236,6 +261,7 @@ class TensorRTBackend(Backend):
         plan, onnx_path = graph_plan(bundle, graph)
         trt, cudart = self.gpu_runtime()
         facts = device_facts(trt, cudart, options.get("device"))
+        check_gpu_precision(plan["precision"], facts.compute_capability, facts.gpu)
         return TensorRTSession(trt, cudart, graph, self._engine(trt, onnx_path, plan, facts, options), plan)
 
     def _engine(self, trt, onnx_path: Path, plan: dict, facts: DeviceFacts, options) -> bytes:

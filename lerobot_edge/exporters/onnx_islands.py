@@ -9,12 +9,18 @@ Kept in fp32 (they overflow or lose too much in fp16: DESIGN "lessons"):
   Reciprocal | Div -> Mul(x, .)`, and the mean subtraction `ReduceMean -> Sub` of a decomposed LayerNorm;
 - softmax: Softmax / LogSoftmax, and a decomposed one (`Exp -> ReduceSum -> Div`, with its `ReduceMax -> Sub`);
 - the final projection: walking back from each graph output through shape and elementwise ops to the
-  MatMul / Gemm / Conv that produced it (included).
+  MatMul / Gemm / Conv that produced it (included);
+- nodes reading a constant fp16 cannot hold (an attention mask's `Where(mask, 0, -2.4e38)`; fp16 would clip it
+  to -65504, which no longer absorbs the scores of a fully masked row), and the Adds they feed;
+- the arguments of Sin / Cos (rotary and sinusoidal position encodings: position x frequency reaches hundreds
+  of radians, where fp16's resolution is a large fraction of a turn), walked back to the positions.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+
+import numpy as np
 
 NORM_OPS = frozenset({"LayerNormalization", "InstanceNormalization", "GroupNormalization", "RMSNormalization",
                       "SimplifiedLayerNormalization", "SkipLayerNormalization", "SkipSimplifiedLayerNormalization",
@@ -26,7 +32,12 @@ PASS_OPS = frozenset({"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten",
                       "Split", "Gather", "Expand", "Cast", "Add", "Sub", "Mul", "Div", "Neg", "Tanh", "Sigmoid",
                       "Clip", "Exp", "Relu", "Elu", "Mish", "Softplus", "Erf", "ReduceMean", "ReduceSum"})
 _RMS_CHAIN = frozenset({"Add", "Sqrt", "Reciprocal", "Div", "Mul"})
+FP16_MAX = 65504.0
 OUTPUT_HOPS = 12   # pass-through ops walked back from an output before giving up on a path
+# ops a Sin / Cos argument is computed with from the positions (walked back, up to TRIG_HOPS)
+_TRIG_ARG = frozenset({"Mul", "MatMul", "Div", "Add", "Sub", "Unsqueeze", "Reshape", "Transpose", "Expand", "Cast",
+                       "Concat", "Slice", "Gather", "Squeeze"})
+TRIG_HOPS = 6
 
 
 class _Graph:
@@ -100,12 +111,41 @@ def _output_projection(g: _Graph) -> list:
     return found
 
 
+def _trig_argument(g: _Graph, trig) -> list:
+    """A Sin / Cos and the nodes computing its argument from the positions."""
+    found, frontier = [trig], [(p, 1) for p in g.parents(trig)]
+    seen = {id(trig)}
+    while frontier:
+        node, hops = frontier.pop()
+        if id(node) in seen or node.op_type not in _TRIG_ARG or hops > TRIG_HOPS:
+            continue
+        seen.add(id(node))
+        found.append(node)
+        frontier.extend((p, hops + 1) for p in g.parents(node))
+    return found
+
+
+def _large_constants(model) -> set[str]:
+    """Names of the small inline float constants holding a value beyond fp16's range (|x| > 65504)."""
+    from onnx import TensorProto, numpy_helper
+
+    out = set()
+    for t in model.graph.initializer:
+        if t.data_type in (TensorProto.FLOAT, TensorProto.DOUBLE) and t.data_location != TensorProto.EXTERNAL \
+                and int(np.prod(t.dims, dtype=np.int64)) <= 1024:
+            if np.abs(numpy_helper.to_array(t)).max(initial=0) > FP16_MAX:
+                out.add(t.name)
+    return out
+
+
 def select_fp32_islands(model) -> dict:
     """-> {"nodes": node names kept in fp32 (sorted), "tensors": their output tensor names, "ops": op type ->
     count, "rules": rule -> count}. `model`: an onnx.ModelProto (weights need not be loaded)."""
     g = _Graph(model.graph)
     rules: dict[str, list] = {"norm": [], "softmax": [], "decomposed_norm": [], "decomposed_softmax": [],
+                              "position_encoding": [], "large_constant": [],
                               "output_projection": _output_projection(g)}
+    large = _large_constants(model)
     for n in g.nodes:
         if n.op_type in NORM_OPS:
             rules["norm"].append(n)
@@ -117,6 +157,10 @@ def select_fp32_islands(model) -> dict:
             rules["decomposed_norm"].extend(chain or ([n, *subs] if subs else []))
         elif n.op_type == "Exp":
             rules["decomposed_softmax"].extend(_softmax_chain(g, n))
+        elif n.op_type in ("Sin", "Cos"):
+            rules["position_encoding"].extend(_trig_argument(g, n))
+        if large.intersection(n.input):
+            rules["large_constant"].extend([n, *(c for c in g.children(n) if c.op_type == "Add")])
     picked = {id(n): n for nodes in rules.values() for n in nodes}
     nodes = sorted(n.name for n in picked.values() if n.name)
     ops: dict[str, int] = defaultdict(int)

@@ -16,9 +16,9 @@ import os
 import time
 from pathlib import Path
 
-
 from .backends.tensorrt_engines import (bundle_digest, engine_entry, engine_file_name, engine_key, graph_plan,
                                         new_manifest, read_manifest, write_manifest)
+from .backends.tensorrt_plan import check_gpu_precision
 from .bundle import Bundle
 from .errors import BundleError
 from .progress import ProgressLike, as_progress
@@ -41,6 +41,8 @@ def build_engines(bundle: str | Path, output: str | Path | None = None, *, devic
 
     trt, cudart = TensorRTBackend.gpu_runtime()
     facts = device_facts(trt, cudart, device)
+    for plan, _ in plans.values():   # fp8 on Orin & co: a typed error naming the GPU, before minutes of building
+        check_gpu_precision(plan["precision"], facts.compute_capability, facts.gpu)
     where = target or cache_root() / "engines"
     where.mkdir(parents=True, exist_ok=True)
     manifest = manifest_in or new_manifest(b, facts)

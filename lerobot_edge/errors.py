@@ -54,3 +54,7 @@ class HubUnavailableError(LeRobotEdgeError):
     """The Hugging Face Hub cannot be reached, or the repo is missing or gated."""
 
     exit_code = 3
+
+
+class PrecisionUnsupportedError(BackendUnavailableError):
+    """The device cannot run the precision a bundle was exported at (fp8 on a GPU without fp8 tensor cores)."""

@@ -72,6 +72,8 @@ class TargetSpec:
     precisions: tuple[str, ...]
     convert: str | None = None        # "module:fn(graph spec, writer, precision, options) -> graph spec"
     validate_with: str | None = None  # when `backend` cannot run at export (TensorRT needs the device's GPU)
+    graph_precisions: tuple[str, ...] = ()   # precisions its ONNX carries (validated as shipped on validate_with)
+    refused: Mapping[str, str] = field(default_factory=dict)   # precision -> why it is refused at export
 
 
 @dataclass(frozen=True)
@@ -81,12 +83,18 @@ class BackendSpec:
     file_sets: tuple[str, ...]        # bundle file sets it reads besides "common"
 
 
+_FP8 = ("fp8 needs a FLOAT8E4M3 Q/DQ graph from NVIDIA Model Optimizer, whose ONNX tooling pins onnxruntime-gpu "
+        "and cupy and does not install beside this export environment; use int8 (Q/DQ) or fp16")
 TARGETS: dict[str, TargetSpec] = {t.name: t for t in (
-    TargetSpec("onnx", "onnxruntime", ("fp32",)),
+    # fp16: a typed graph with fp32 islands (ONNX Runtime CUDA; runs on the CPU for the gate); int8: Q/DQ
+    TargetSpec("onnx", "onnxruntime", ("fp32", "fp16", "int8"), "lerobot_edge.exporters.onnx_precision:convert_onnx",
+               refused={"fp8": _FP8, "bf16": "bf16 ONNX graphs do not run on ONNX Runtime's CPU or CUDA providers; "
+                                            "use --target openvino --precision bf16 (CPU) or --target trt"}),
     TargetSpec("openvino", "openvino", ("fp32", "bf16", "fp16", "int8"),
                "lerobot_edge.exporters.openvino:convert_openvino"),
-    TargetSpec("trt", "tensorrt", ("fp32", "fp16", "bf16", "int8", "fp8"),
-               "lerobot_edge.exporters.tensorrt:write_build_plan", validate_with="onnxruntime"),
+    TargetSpec("trt", "tensorrt", ("fp32", "fp16", "bf16", "int8"),
+               "lerobot_edge.exporters.tensorrt:write_build_plan", validate_with="onnxruntime",
+               graph_precisions=("fp16", "int8"), refused={"fp8": _FP8}),
 )}
 BACKENDS: dict[str, BackendSpec] = {b.name: b for b in (
     BackendSpec("onnxruntime", "lerobot_edge.backends.onnxruntime:OnnxRuntimeBackend", ("onnx",)),

@@ -70,8 +70,9 @@ def _check_options(target: str, precision: str, opset: int, calibration: str | N
     """Refuse what the target cannot do before any work is done."""
     tgt = target_spec(target)
     if precision not in tgt.precisions:
+        why = f": {tgt.refused[precision]}" if precision in tgt.refused else ""
         raise ValueError(f"--precision {precision!r} is not supported by --target {target} "
-                         f"(supported: {', '.join(tgt.precisions)})")
+                         f"(supported: {', '.join(tgt.precisions)}){why}")
     if opset < 18:
         raise ValueError(f"--opset {opset}: lerobot-edge needs opset >= 18 (the dynamo exporter writes files "
                          "ONNX Runtime rejects at 17)")
@@ -138,8 +139,10 @@ def _validate(plan, specs: list[GraphSpec], writer: BundleWriter, manifest: dict
     backend = tgt.validate_with or tgt.backend
     staged = Bundle(writer.stage, {**manifest, "files": writer.files})
     if tgt.validate_with:
-        checked = [dataclasses.replace(sp, tolerance=g.tolerance) for sp, g in zip(specs, plan.graphs)]
-        report = validate_graphs(plan, checked, staged, backend, {}, "fp32", accept, writer, progress)
+        typed = precision in tgt.graph_precisions   # the ONNX carries the precision: gate it as it ships
+        checked = specs if typed else [dataclasses.replace(sp, tolerance=g.tolerance) for sp, g in zip(specs, plan.graphs)]
+        report = validate_graphs(plan, checked, staged, backend, {}, precision if typed else "fp32", accept, writer,
+                                 progress)
         report["engine"] = f"not built here: run `lerobot-edge selftest BUNDLE --backend {tgt.backend}` on the device"
         return report
     return validate_graphs(plan, specs, staged, backend, {}, precision, accept, writer, progress)

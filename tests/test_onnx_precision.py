@@ -1,0 +1,105 @@
+"""Precision expressed in the ONNX graph (exporters/onnx_precision.py, exporters/onnx_qdq.py), on every tiny-zoo
+policy: each exported graph converted to fp16 (fp32 islands behind Casts, fp32 IO) and to int8 Q/DQ, its
+structure checked tensor by tensor, and run on ONNX Runtime CPU against the fp32 PyTorch outputs the bundle
+stored for selftest (validation/<graph>.npz). The export's own gate on these graphs: test_targets.py."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+import tiny_zoo
+from lerobot_edge.accuracy import cosine
+from lerobot_edge.bundle import Bundle
+from lerobot_edge.exporters.onnx_islands import select_fp32_islands
+from lerobot_edge.exporters.onnx_precision import FLOAT, FLOAT16, check_fp16_structure, write_fp16
+from lerobot_edge.exporters.onnx_qdq import write_qdq
+
+
+def _graphs(policy, request, tmp_path):
+    """(spec, a private copy of its ONNX, the stored torch inputs / outputs) per graph of the tiny bundle."""
+    src = tiny_zoo.tiny_bundle(policy, request)
+    for spec in Bundle.open(src).graphs.values():
+        d = tmp_path / spec.name
+        d.mkdir()
+        for f in src.glob(spec.file + "*"):
+            shutil.copy(f, d)
+        with np.load(src / "validation" / f"{spec.name}.npz") as z:
+            ins = {k[6:]: z[k] for k in z.files if k.startswith("input.")}
+            outs = {k[7:]: z[k] for k in z.files if k.startswith("output.")}
+        yield spec, d / spec.file, ins, outs
+
+
+def _run(path, ins):
+    s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return dict(zip([o.name for o in s.get_outputs()], s.run(None, ins)))
+
+
+def _cos(a, b) -> float:
+    return cosine(np.asarray(a, np.float64), np.asarray(b, np.float64))
+
+
+@pytest.mark.parametrize("policy", tiny_zoo.POLICY_TYPES)
+def test_fp16_graphs_keep_their_islands_in_fp32_and_pass_the_gate(policy, request, tmp_path):
+    for spec, path, ins, want in _graphs(policy, request, tmp_path):
+        islands = set(select_fp32_islands(onnx.load(str(path), load_external_data=False))["nodes"])
+        report = write_fp16(path)
+        model = onnx.load(str(path), load_external_data=False)
+        assert report["problems"] == [] and report["fp16_tensors"] > 0, (spec.name, report["problems"][:5])
+        # re-checked from the file: the islands kept their names and read / write fp32 only
+        assert islands <= {n.name for n in model.graph.node}
+        assert check_fp16_structure(model, islands)["problems"] == []
+        assert FLOAT16 not in {v.type.tensor_type.elem_type for v in (*model.graph.input, *model.graph.output)}
+        got = _run(path, ins)
+        for name, ref in want.items():
+            assert got[name].dtype == np.float32 and _cos(got[name], ref) >= 0.999, (policy, spec.name, name)
+
+
+def test_weights_outside_the_islands_are_fp16(act_tiny_bundle, tmp_path):
+    for f in act_tiny_bundle.glob("act.onnx*"):
+        shutil.copy(f, tmp_path)
+    write_fp16(tmp_path / "act.onnx")
+    model = onnx.load(str(tmp_path / "act.onnx"))
+    types = {t.name: t.data_type for t in model.graph.initializer}
+    conv_weights = [n.input[1] for n in model.graph.node if n.op_type == "Conv"]
+    assert conv_weights and all(types[w] == FLOAT16 for w in conv_weights)
+    norms = [n for n in model.graph.node if n.op_type == "LayerNormalization"]
+    assert norms and all(types.get(n.input[1], FLOAT) == FLOAT for n in norms)   # gamma stays fp32
+
+
+@pytest.mark.parametrize("policy", tiny_zoo.POLICY_TYPES)
+def test_int8_qdq_graphs_are_symmetric_per_channel_and_run_on_the_cpu(policy, request, tmp_path):
+    for spec, path, ins, want in _graphs(policy, request, tmp_path):
+        axis = {i.name: next(k for k, d in enumerate(i.shape) if isinstance(d, str)) for i in spec.inputs}
+        feeds = [{k: np.take(v, [b], axis=axis[k]) for k, v in ins.items()} for b in range(2)]   # batch-1 feeds
+        summary = write_qdq(path, spec, {"calibration_samples": lambda name: feeds if name == spec.name else []})
+        assert summary["calibration"] == "observations" and summary["calibration_samples"] == len(feeds)
+        model = onnx.load(str(path))
+        inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+        qs = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+        heavy = [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm", "Conv")]
+        if not qs:   # nothing to quantize outside the islands (a graph of only its output projection)
+            assert all(n.name in summary["excluded"] for n in heavy), (policy, spec.name)
+            continue
+        for n in qs:
+            zp = inits.get(n.input[2]) if len(n.input) > 2 else None
+            assert zp is None or (zp.dtype == np.int8 and not zp.any()), (policy, n.name)   # symmetric int8
+        per_channel = [n for n in qs if np.asarray(inits.get(n.input[1], 0)).size > 1]
+        assert per_channel, f"{policy}/{spec.name}: no per-channel weight scale"
+        got = _run(path, ins)
+        for name, ref in want.items():
+            assert _cos(got[name], ref) >= 0.99, (policy, spec.name, name, _cos(got[name], ref))
+
+
+def test_int8_without_calibration_samples_falls_back_to_synthetic_with_a_warning(act_tiny_bundle, tmp_path, caplog):
+    for f in act_tiny_bundle.glob("act.onnx*"):
+        shutil.copy(f, tmp_path)
+    spec = Bundle.open(act_tiny_bundle).graphs["act"]
+    with np.load(act_tiny_bundle / "validation" / "act.npz") as z:
+        ins = {k[6:]: z[k][:1] for k in z.files if k.startswith("input.")}
+    summary = write_qdq(tmp_path / "act.onnx", spec, {"sample_inputs": lambda rng, b: ins})
+    assert summary["calibration"] == "synthetic" and "synthetic inputs" in caplog.text

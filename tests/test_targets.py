@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -51,10 +52,20 @@ def test_bf16_is_gated_by_cosine_and_recorded(ov_bundles):
 
 
 def test_int8_openvino(act_tiny_checkpoint, tmp_path):
+    """int8 passes the gate with a margin and the same on CPUs without VNNI, where 8-bit weights saturate
+    vpmaddubsw's int16 sums (CI failed there with cosine 0.9856; `ONEDNN_MAX_CPU_ISA=AVX512_CORE` is such a CPU)."""
     pytest.importorskip("nncf", reason="int8 needs NNCF (pip install nncf)")
     b = export(act_tiny_checkpoint, tmp_path / "int8", "openvino", policy_type="act", precision="int8")
     report = selftest(b)
     assert report["passed"] and report["precision"] == "int8"
+    assert report["graphs"]["act"]["outputs"]["action"]["cosine"] >= 0.9995
+    q = json.loads((b / "manifest.json").read_text())["quantization"]["act"]
+    assert q["mode"] in ("w8a8", "int8_weights") and q["calibration"] == "synthetic"
+    assert q["tried"][q["mode"]]["cosine"] >= 0.9995
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}
+    r = subprocess.run([sys.executable, "-m", "lerobot_edge", "selftest", str(b)], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_unsupported_precision_is_an_error_at_export(act_tiny_checkpoint, tmp_path):

@@ -1,5 +1,6 @@
-"""ONNX graph -> OpenVINO IR (xml + bin) in the bundle's `openvino/` folder; int8 by NNCF post-training
-quantization calibrated on observations."""
+"""ONNX graph -> OpenVINO IR (xml + bin) in the bundle's `openvino/` folder; int8 through NNCF
+(exporters/ov_int8.py), calibrated on the graph feeds the runtime produced from real observations
+(`options["calibration_samples"]`, exporters/calibration.py) or, without them, on seeded sample inputs."""
 
 from __future__ import annotations
 
@@ -9,19 +10,25 @@ import logging
 import numpy as np
 
 from ..bundle import BundleWriter, GraphSpec
-from ..errors import BackendUnavailableError
 
 log = logging.getLogger(__name__)
-CALIBRATION_SAMPLES = 32
+SYNTHETIC_SAMPLES = 32     # calibration feeds drawn from the graph's sampler when no data is given
+SYNTHETIC_CHECKS = 3       # seeded sample inputs every int8 mode must also reproduce (the export gate's kind)
+HELD_OUT = 8               # recorded feeds kept out of the calibration set to check the result on
 
 
 def convert_openvino(spec: GraphSpec, writer: BundleWriter, precision: str, options: dict) -> GraphSpec:
-    """Write openvino/<graph>.xml/.bin (weights fp16-compressed only for fp16/bf16 bundles)."""
+    """Write openvino/<graph>.xml/.bin (weights fp16-compressed only for fp16/bf16 bundles). int8: the mode kept
+    for the graph (w8a8, int8_weights or fp32) goes into `options["quantization"][graph]` when that dict is given."""
     import openvino as ov
 
     model = ov.convert_model(str(writer.abspath(spec.file)))
     if precision == "int8":
-        model = _quantize(model, spec, options)
+        from .ov_int8 import quantize_int8
+
+        calibration, check, source = _feeds(spec, options)
+        model, record = quantize_int8(ov, model, spec.name, calibration, check, source)
+        options.setdefault("quantization", {})[spec.name] = record
     xml = f"openvino/{spec.name}.xml"
     ov.save_model(model, str(writer.abspath(xml)), compress_to_fp16=precision in ("fp16", "bf16"))
     writer.add(xml, "openvino")
@@ -29,25 +36,17 @@ def convert_openvino(spec: GraphSpec, writer: BundleWriter, precision: str, opti
     return dataclasses.replace(spec, artifacts={**spec.artifacts, "openvino": xml})
 
 
-def _quantize(model, spec: GraphSpec, options: dict):
-    """NNCF PTQ. Calibration: `calibration` .npz of graph inputs (keys = input names, leading axis = samples)
-    when given, else the graph's seeded sample inputs (with a warning: real observations calibrate better)."""
-    try:
-        import nncf
-    except ImportError as e:
-        raise BackendUnavailableError("int8 for OpenVINO needs NNCF: pip install nncf") from e
-    samples = _calibration_samples(spec, options)
-    dataset = nncf.Dataset(samples)
-    return nncf.quantize(model, dataset, subset_size=len(samples))
-
-
-def _calibration_samples(spec: GraphSpec, options: dict) -> list[dict[str, np.ndarray]]:
-    path = options.get("calibration")
-    if path:
-        with np.load(path, allow_pickle=False) as z:
-            n = min(len(z[i.name]) for i in spec.inputs)
-            return [{i.name: z[i.name][k: k + 1] for i in spec.inputs} for k in range(n)]
-    sampler = options.get("sample_inputs")
-    log.warning("int8 calibration on synthetic inputs; pass --calibration with recorded observations for accuracy")
+def _feeds(spec: GraphSpec, options: dict) -> tuple[list[dict], list[dict], str]:
+    """(calibration feeds, check feeds, where the calibration came from), batch 1 each."""
+    sampler = options["sample_inputs"]
+    check_rng = np.random.default_rng(1)
+    check = [sampler(check_rng, 1) for _ in range(SYNTHETIC_CHECKS)]
+    recorded = options.get("calibration_samples")
+    feeds = list(recorded(spec.name)) if recorded is not None else []
+    if feeds:
+        held = min(HELD_OUT, len(feeds) // 4)
+        return feeds[:len(feeds) - held] or feeds, feeds[len(feeds) - held:] + check, "observations"
+    log.warning("int8 calibration of graph '%s' on synthetic inputs; pass calibration= (a LeRobot dataset or "
+                "an .npz of observations) for ranges that match the robot's data", spec.name)
     rng = np.random.default_rng(0)
-    return [sampler(rng, 1) for _ in range(CALIBRATION_SAMPLES)]
+    return [sampler(rng, 1) for _ in range(SYNTHETIC_SAMPLES)], check, "synthetic"

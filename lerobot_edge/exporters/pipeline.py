@@ -49,9 +49,12 @@ def export_bundle(source: str | Path, output: str | Path | None, target: str = "
         progress.step(f"building {ckpt.policy_type} modules and loading weights (strict)")
         plan = build_plan(ckpt, **plan_options)
         _write_files(plan, writer, tokenizer, progress)
-        specs = _export_graphs(plan, writer, tgt, precision, opset, calibration, progress)
+        quantization: dict = {}
+        specs = _export_graphs(plan, writer, tgt, precision, opset, calibration, quantization, progress)
         writer.write_stats(plan.stats)
         manifest = _manifest(ckpt, plan, specs, target, precision, opset)
+        if quantization:   # per graph: the int8 mode kept (or fp32 fallback) and the converter's check
+            manifest["quantization"] = quantization
         manifest["rename_map"] = _rename_map(ckpt, plan, rename_map)
         if validate:
             manifest["validation"] = _validate(plan, specs, writer, manifest, tgt, precision, accept_accuracy, progress)
@@ -94,7 +97,7 @@ def _write_files(plan, writer: BundleWriter, tokenizer: str | None, progress: Pr
 
 
 def _export_graphs(plan, writer: BundleWriter, tgt: TargetSpec, precision: str, opset: int, calibration,
-                   progress: Progress) -> list[GraphSpec]:
+                   quantization: dict, progress: Progress) -> list[GraphSpec]:
     """Each graph of the plan to ONNX, then to the target's artefacts; tolerances set for the precision."""
     from .onnx import export_onnx
     from .targets import convert, tolerance_for
@@ -112,7 +115,8 @@ def _export_graphs(plan, writer: BundleWriter, tgt: TargetSpec, precision: str, 
                          {}, _flops(g))
         if tgt.convert:
             progress.step(f"converting graph '{g.name}' for {tgt.name} ({precision})")
-            spec = convert(tgt, spec, writer, precision, {"calibration": calibration, "sample_inputs": g.sample_inputs})
+            spec = convert(tgt, spec, writer, precision, {"calibration": calibration, "sample_inputs": g.sample_inputs,
+                                                          "quantization": quantization})
         specs.append(spec)
     return specs
 

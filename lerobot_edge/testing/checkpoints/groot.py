@@ -173,3 +173,90 @@ def groot_random_weights(shapes: dict[str, tuple], seed: int) -> dict[str, np.nd
         elif "norm1.linear" in name or "proj_out_1" in name:
             out[name] *= np.float32(0.3)
     return out
+
+
+def groot_config_body(base_dir: Path, eagle_dir: Path, cameras: dict[str, tuple], state_dim: int, action_dim: int,
+                      n_action_steps: int = 6, image_size: int = 32) -> dict:
+    """config.json of a LeRobot 0.4.4 `groot` checkpoint (its field names and defaults). tokenizer_assets_repo is
+    the Eagle directory's absolute path: LeRobot joins it to HF_LEROBOT_HOME, which an absolute path overrides."""
+    feats = {"observation.state": {"type": "STATE", "shape": [state_dim]},
+             **{k: {"type": "VISUAL", "shape": list(s)} for k, s in cameras.items()}}
+    return {"type": "groot", "n_obs_steps": 1, "input_features": feats,
+            "output_features": {"action": {"type": "ACTION", "shape": [action_dim]}}, "device": "cpu",
+            "use_amp": False, "use_peft": False, "push_to_hub": False, "repo_id": None, "private": None, "tags": None,
+            "license": None, "pretrained_path": None, "chunk_size": 8, "n_action_steps": n_action_steps,
+            "max_state_dim": 64, "max_action_dim": 32,
+            "normalization_mapping": {"VISUAL": "IDENTITY", "STATE": "MEAN_STD", "ACTION": "MEAN_STD"},
+            "image_size": [image_size, image_size], "base_model_path": str(Path(base_dir).resolve()),
+            "tokenizer_assets_repo": str(Path(eagle_dir).resolve()), "embodiment_tag": "new_embodiment",
+            "tune_llm": False, "tune_visual": False, "tune_projector": True, "tune_diffusion_model": True,
+            "lora_rank": 0, "lora_alpha": 16, "lora_dropout": 0.1, "lora_full_model": False, "use_bf16": False}
+
+
+def write_groot_processors(d: Path, state_dim: int, action_dim: int, seed: int) -> None:
+    """policy_preprocessor.json / policy_postprocessor.json as LeRobot 0.4.4's groot saves them, with the
+    min/max state files of its pack-inputs and action-unpack steps (one action dim constant: max == min)."""
+    rng = np.random.default_rng(seed + 3)
+    lo = {k: rng.normal(0, 1, n).astype(np.float32) for k, n in (("observation.state", state_dim),
+                                                                  ("action", action_dim))}
+    hi = {k: v + rng.uniform(0.5, 3, v.shape).astype(np.float32) for k, v in lo.items()}
+    hi["action"][1] = lo["action"][1]
+    flat = {**{f"{k}.min": v for k, v in lo.items()}, **{f"{k}.max": v for k, v in hi.items()}}
+    pre_file, post_file = ("policy_preprocessor_step_2_groot_pack_inputs_v3.safetensors",
+                           "policy_postprocessor_step_0_groot_action_unpack_unnormalize_v1.safetensors")
+    pack = {"state_horizon": 1, "action_horizon": 8, "max_state_dim": 64, "max_action_dim": 32, "language_key": "task",
+            "formalize_language": False, "embodiment_tag": "new_embodiment", "embodiment_mapping": dict(
+                new_embodiment=31, oxe_droid=17, agibot_genie1=26, gr1=24, so100=2, unitree_g1=3),
+            "normalize_min_max": True}
+    device = {"registry_name": "device_processor", "config": {"device": "cpu", "float_dtype": None}}
+    pre = {"name": "policy_preprocessor", "steps": [
+        {"registry_name": "rename_observations_processor", "config": {"rename_map": {}}},
+        {"registry_name": "to_batch_processor", "config": {}},
+        {"registry_name": "groot_pack_inputs_v3", "config": pack, "state_file": pre_file},
+        {"registry_name": "groot_eagle_encode_v3", "config": {}},
+        {"registry_name": "groot_eagle_collate_v3", "config": {}}, device]}
+    post = {"name": "policy_postprocessor", "steps": [
+        {"registry_name": "groot_action_unpack_unnormalize_v1",
+         "config": {"env_action_dim": action_dim, "normalize_min_max": True}, "state_file": post_file}, device]}
+    (d / "policy_preprocessor.json").write_text(json.dumps(pre, indent=2))
+    (d / "policy_postprocessor.json").write_text(json.dumps(post, indent=2))
+    save_safetensors(d / pre_file, flat)
+    save_safetensors(d / post_file, flat)
+
+
+def write_groot_checkpoint(d: Path, *, cameras: dict[str, tuple] | None = None, state_dim: int = 6,
+                           action_dim: int = 5, seed: int = 0, eagle: dict = TINY_EAGLE, head: dict = TINY_HEAD) -> Path:
+    """A reduced groot checkpoint with random weights in LeRobot's key layout (our modules' shapes, plus the
+    unused lm_head), with its GR00T base config (<d>-base/config.json) and Eagle directory (<d>-eagle) beside it."""
+    import torch
+    from safetensors.numpy import save_file
+
+    from lerobot_edge.checkpoint import load_checkpoint
+    from lerobot_edge.policies.groot.config import GrootConfig
+    from lerobot_edge.policies.groot.model import GrootWeights
+
+    d = Path(d)
+    base, eagle_dir = d.parent / f"{d.name}-base", d.parent / f"{d.name}-eagle"
+    for p in (d, base):
+        p.mkdir(parents=True, exist_ok=True)
+    write_eagle_dir(eagle_dir, eagle)
+    (base / "config.json").write_text(json.dumps(base_config(eagle, head), indent=2))
+    cameras = cameras or {"observation.images.front": (3, 32, 32), "observation.images.wrist": (3, 40, 48)}
+    (d / "config.json").write_text(json.dumps(groot_config_body(base, eagle_dir, cameras, state_dim, action_dim,
+                                                                image_size=eagle["vision"]["image_size"]), indent=2))
+    write_groot_processors(d, state_dim, action_dim, seed)
+    t = eagle["text"]
+    llm = "_groot_model.backbone.eagle_model.language_model."
+    shapes = {f"{llm}model.layers.{i}.input_layernorm.weight": (t["hidden_size"],) for i in range(head["select_layer"])}
+    save_file({k: np.ones(s, np.float32) for k, s in shapes.items()}, str(d / "model.safetensors"))  # layer count
+    cfg = GrootConfig.from_checkpoint(load_checkpoint(d))
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in GrootWeights(cfg).state_dict().items()}
+    shapes[llm + "lm_head.weight"] = (t["vocab_size"], t["hidden_size"])
+    save_file(groot_random_weights(shapes, seed), str(d / "model.safetensors"))
+    return d
+
+
+def tiny(d: Path) -> Path:
+    """The suites' tiny groot (two cameras, one at the Eagle tile size and one resized), Eagle/base dirs beside."""
+    return write_groot_checkpoint(Path(d))

@@ -118,3 +118,16 @@ def test_bicubic_resize_keeps_a_tile_sized_frame_and_constant_images():
     assert resize_bicubic_u8(x, 32, 32) is x
     flat = np.full((1, 3, 40, 48), 77, np.float32)
     np.testing.assert_array_equal(resize_bicubic_u8(flat, 32, 32), np.full((1, 3, 32, 32), 77, np.float32))
+
+
+def test_host_timestep_codes_equal_the_torch_twin():
+    import torch
+
+    from lerobot_edge.kernels.groot_time import time_code
+    from lerobot_edge.policies.groot.head import time_codes, time_freqs
+
+    b = np.array([0, 250, 500, 750, 999])
+    a, d = time_codes(torch.from_numpy(b), 48)
+    fa, fd = (f.numpy() for f in time_freqs(48))
+    np.testing.assert_allclose(time_code(b, fa, cos_first=False), a.numpy(), atol=2e-6)
+    np.testing.assert_allclose(time_code(b, fd, cos_first=True), d.numpy(), atol=2e-6)

@@ -36,12 +36,21 @@ class CategorySpecificMLP(nn.Module):
         return self.layer2(F.relu(self.layer1(x, ids)), ids)
 
 
-def sincos(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """The action encoder's code: t (B, T) float -> (B, T, dim) = [sin(t f), cos(t f)], f = 10000^(-i/(dim/2))."""
-    half = dim // 2
-    freqs = (-torch.arange(half, dtype=torch.float, device=t.device) * (math.log(10000.0) / half)).exp()
-    arg = t.unsqueeze(-1) * freqs
-    return torch.cat([arg.sin(), arg.cos()], dim=-1)
+def time_freqs(width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The float32 frequencies of the two timestep codes, with LeRobot's exact expressions: the action encoder's
+    -arange(W/2) * (log(tensor(1e4)) / (W/2)), exp; diffusers' -log(1e4) * arange(128) / 127, exp."""
+    half = width // 2
+    action = (-torch.arange(half, dtype=torch.float) * (torch.log(torch.tensor(10000.0)) / half)).exp()
+    dit = torch.exp(-math.log(10000) * torch.arange(0, 128, dtype=torch.float32) / 127)
+    return action, dit
+
+
+def time_codes(timestep: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The torch twin of kernels/groot_time.py (the graphs take the codes as inputs): timestep (B,) bucket ->
+    (action encoder code (B, width), DiT code (B, 256))."""
+    fa, fd = time_freqs(width)
+    a, d = timestep.float()[:, None] * fa[None], timestep[:, None].float() * fd[None]
+    return torch.cat([a.sin(), a.cos()], dim=-1), torch.cat([d.cos(), d.sin()], dim=-1)
 
 
 class MultiEmbodimentActionEncoder(nn.Module):
@@ -52,12 +61,11 @@ class MultiEmbodimentActionEncoder(nn.Module):
         self.W3 = CategorySpecificLinear(n, width, width)
         self.width = width
 
-    def forward(self, actions, timestep, ids):
-        """actions (B, T, A), timestep (B,) int64 bucket -> (B, T, width)."""
+    def forward(self, actions, tau, ids):
+        """actions (B, T, A), tau (B, width) the bucket's code -> (B, T, width)."""
         b, t, _ = actions.shape
         a = self.W1(actions, ids)
-        tau = sincos(timestep.float().unsqueeze(1).expand(b, t), self.width)
-        x = torch.cat([a, tau], dim=-1)
+        x = torch.cat([a, tau.unsqueeze(1).expand(b, t, -1)], dim=-1)
         x = self.W2(x, ids)
         return self.W3(x * torch.sigmoid(x), ids)
 
@@ -151,7 +159,7 @@ class SelfAttentionTransformer(nn.Module):
 
 
 class TimestepEncoder(nn.Module):
-    """diffusers' Timesteps(256, flip_sin_to_cos, shift 1) + TimestepEmbedding(256 -> width)."""
+    """diffusers' TimestepEmbedding(256 -> width) of the Timesteps(256, flip_sin_to_cos, shift 1) code."""
 
     def __init__(self, width: int):
         super().__init__()
@@ -159,11 +167,8 @@ class TimestepEncoder(nn.Module):
         self.timestep_embedder.linear_1 = nn.Linear(256, width)
         self.timestep_embedder.linear_2 = nn.Linear(width, width)
 
-    def forward(self, timestep):
-        half = 128
-        exponent = -math.log(10000) * torch.arange(half, dtype=torch.float32, device=timestep.device) / (half - 1)
-        arg = timestep[:, None].float() * exponent.exp()[None]
-        proj = torch.cat([arg.cos(), arg.sin()], dim=-1)                    # flip_sin_to_cos
+    def forward(self, proj):
+        """proj (B, 256) -> (B, width)."""
         e = self.timestep_embedder
         return e.linear_2(F.silu(e.linear_1(proj)))
 
@@ -180,9 +185,9 @@ class DiT(nn.Module):
         self.proj_out_1 = nn.Linear(s.width, 2 * s.width)
         self.proj_out_2 = nn.Linear(s.width, cfg.hidden_size)
 
-    def forward(self, x, vl, timestep):
-        """x (B, N, W) tokens, vl (B, S, D) features, timestep (B,) -> (B, N, hidden)."""
-        temb = self.timestep_encoder(timestep)
+    def forward(self, x, vl, time_code):
+        """x (B, N, W) tokens, vl (B, S, D) features, time_code (B, 256) -> (B, N, hidden)."""
+        temb = self.timestep_encoder(time_code)
         for block, cross in zip(self.transformer_blocks, self.cross):
             x = block(x, vl if cross else None, temb)
         shift, scale = self.proj_out_1(F.silu(temb)).chunk(2, dim=1)
@@ -208,12 +213,12 @@ class FlowmatchingActionHead(nn.Module):
         """(B, L, D) backbone features -> VLLN -> self-attention (what the DiT cross-attends to)."""
         return self.vl_self_attention(self.vlln(features))
 
-    def velocity(self, x_t, timestep, vl, state_features, ids):
-        """One denoising step: x_t (B, H, A), timestep (B,) bucket, vl (B, S, D), state_features (B, 1, W),
-        ids (B,) -> velocity (B, H, A)."""
-        a = self.action_encoder(x_t, timestep, ids)
+    def velocity(self, x_t, action_time, dit_time, vl, state_features, ids):
+        """One denoising step: x_t (B, H, A), the bucket's codes action_time (B, W) and dit_time (B, 256),
+        vl (B, S, D), state_features (B, 1, W), ids (B,) -> velocity (B, H, A)."""
+        a = self.action_encoder(x_t, action_time, ids)
         if self.cfg.add_pos_embed:
             a = a + self.position_embedding.weight[: a.shape[1]].unsqueeze(0)
         future = self.future_tokens.weight.unsqueeze(0).expand(x_t.shape[0], -1, -1)
-        out = self.model(torch.cat([state_features, future, a], dim=1), vl, timestep)
+        out = self.model(torch.cat([state_features, future, a], dim=1), vl, dit_time)
         return self.action_decoder(out, ids)[:, -x_t.shape[1]:]

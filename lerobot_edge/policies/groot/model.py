@@ -5,8 +5,9 @@ and the three graphs the bundle runs:
 - `backbone` token ids (B, L) + the prompt's image tokens (B, M, W) + padded state (B, 1, Smax) + embodiment id
              (B,) -> VL features (B, L, D) (Qwen3 up to select_layer, final norm, [eagle_linear], VLLN, VL
              self-attention) and state features (B, 1, Wdit), once per chunk
-- `denoise`  x_t (B, H, Amax), timestep bucket (B,), VL and state features, embodiment id -> velocity (B, H, Amax),
-             called num_inference_timesteps times with the features kept on the backend
+- `denoise`  x_t (B, H, Amax), the timestep bucket's two sinusoidal codes (computed on the host in float32:
+             kernels/groot_time.py), VL and state features, embodiment id -> velocity (B, H, Amax), called
+             num_inference_timesteps times with the features kept on the backend
 """
 
 from __future__ import annotations
@@ -118,5 +119,5 @@ class DenoiseGraph(nn.Module):
         super().__init__()
         self.head = core.action_head
 
-    def forward(self, x_t, timestep, vl_features, state_features, embodiment_id):
-        return self.head.velocity(x_t, timestep, vl_features, state_features, embodiment_id)
+    def forward(self, x_t, action_time, dit_time, vl_features, state_features, embodiment_id):
+        return self.head.velocity(x_t, action_time, dit_time, vl_features, state_features, embodiment_id)

@@ -21,11 +21,13 @@ import numpy as np
 from ...bundle import IOSpec
 from ...checkpoint import Checkpoint
 from ...errors import CheckpointError
+from ...kernels.groot_time import time_code
 from ...runtime.observations import random_observation
 from ..common.vla import CHECK_SEED, CHECK_TASK, TOL_ACTION, TOL_TOKENS
 from ..common.weights import load_strict
 from ..plan import Call, ChunkCheck, ExportPlan, FrameSteps, GraphPlan
 from .config import GrootConfig
+from .head import time_freqs
 from .model import BackboneGraph, DenoiseGraph, GR00TN15, GrootWeights, VisionGraph
 
 EAGLE = "_groot_model.backbone.eagle_model."
@@ -83,16 +85,18 @@ def graph_specs(cfg: GrootConfig):
     backbone = ([IOSpec("input_ids", ("batch", "seq"), "int64"), IOSpec("image_tokens", ("batch", "img_seq", t.width)),
                  IOSpec("state", ("batch", 1, cfg.max_state_dim)), emb], [vl, sf])
     denoise = ([IOSpec("x_t", ("batch", cfg.action_horizon, cfg.max_action_dim)),
-                IOSpec("timestep", ("batch",), "int64"), vl, sf, emb],
+                IOSpec("action_time", ("batch", cfg.input_embedding_dim)), IOSpec("dit_time", ("batch", 256)),
+                vl, sf, emb],
                [IOSpec("velocity", ("batch", cfg.action_horizon, cfg.max_action_dim))])
     return vision, backbone, denoise
 
 
 def sampler(inputs: list[IOSpec], cfg: GrootConfig):
-    """Seeded inputs: pixels in [-1, 1], prompts of 2 images' tokens + 13 text ids, valid embodiment ids and
-    timestep buckets, N(0, 1) elsewhere."""
+    """Seeded inputs: pixels in [-1, 1], prompts of 2 images' tokens + 13 text ids, valid embodiment ids, the
+    codes of random timestep buckets, N(0, 1) elsewhere."""
     n = cfg.tokens_per_image
     sizes = {"seq": 2 * n + 13, "img_seq": 2 * n}
+    freqs = dict(zip(("action_time", "dit_time"), (f.numpy() for f in time_freqs(cfg.input_embedding_dim))))
 
     def sample(rng: np.random.Generator, batch: int) -> dict[str, np.ndarray]:
         out = {}
@@ -105,8 +109,9 @@ def sampler(inputs: list[IOSpec], cfg: GrootConfig):
                 out[i.name] = ids
             elif i.name == "embodiment_id":
                 out[i.name] = rng.integers(0, cfg.max_num_embodiments, shape, dtype=np.int64)
-            elif i.name == "timestep":
-                out[i.name] = rng.integers(0, cfg.num_timestep_buckets, shape, dtype=np.int64)
+            elif i.name in ("action_time", "dit_time"):   # the codes of random buckets
+                b = rng.integers(0, cfg.num_timestep_buckets, shape[0])
+                out[i.name] = time_code(b, freqs[i.name], cos_first=i.name == "dit_time")
             elif i.name == "image":
                 out[i.name] = rng.uniform(-1, 1, shape).astype(np.float32)
             else:
@@ -125,6 +130,8 @@ def runtime_settings(cfg: GrootConfig, prompts: dict[str, str]) -> dict:
             "tokens_per_image": cfg.tokens_per_image, "prompts": prompts, "task_marker": TASK_MARKER,
             "default_task": "Perform the task.", "image_token": IMAGE_TOKEN, "image_start": IMAGE_START,
             "image_end": IMAGE_END,
+            "time_freqs": {k: [float(x) for x in f.numpy()] for k, f in
+                           zip(("action", "dit"), time_freqs(cfg.input_embedding_dim))},
             "tokenizer": {"file": "tokenizer.json", "source": cfg.eagle_dir, "max_length": 0}}
 
 

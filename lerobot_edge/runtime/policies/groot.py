@@ -10,8 +10,8 @@ What LeRobot's GrootPackInputsStep / GrootEagleEncodeStep / GrootEagleCollateSte
   its first task for every row (LeRobot does), an absent task is "Perform the task.";
 - state: min/max to [-1, 1] (a zero range maps to 0), zero-padded to max_state_dim; actions: the first A dims of
   the chunk, back from [-1, 1] (a zero range gives min);
-- the flow: x_0 = noise (B, horizon, max_action_dim), t_k = k / N, bucket int(t_k * num_timestep_buckets),
-  x <- x + v / N;
+- the flow: x_0 = noise (B, horizon, max_action_dim), t_k = k / N, bucket int(t_k * num_timestep_buckets) whose
+  sinusoidal codes are computed here in float32 (kernels/groot_time.py), x <- x + v / N;
 - the queue: LeRobot's deque(maxlen=n_action_steps) fed the whole chunk keeps its LAST n_action_steps actions.
 RTC: LeRobot's groot has no RTC (its predict_action_chunk takes no leftover); rtc= other than "off" is refused.
 """
@@ -26,6 +26,7 @@ import numpy as np
 
 from ...errors import BundleError, ObservationError
 from ...kernels.bicubic import resize_bicubic_u8
+from ...kernels.groot_time import time_code
 from ..observations import _vector
 from ..policy import EdgePolicy, same_batch
 from ..queues import ActionQueue
@@ -74,6 +75,16 @@ class GrootEdgePolicy(EdgePolicy):
         self.state_range = self._range(stats, self.state_key) if self.state_key else None
         self.action_range = self._range(stats, self.action_key)
         self.tokenizer = self._tokenizer()
+        freqs = self.setting("time_freqs", dict)
+        inputs = {i.name: i for i in self.bundle.graphs["denoise"].inputs}
+        try:
+            self.freqs = {k: np.asarray(freqs[k], np.float32) for k in ("action", "dit")}
+        except (KeyError, TypeError, ValueError) as e:
+            raise BundleError(f"malformed manifest: runtime.time_freqs: {e}") from e
+        want = {"action": int(inputs["action_time"].shape[1]) // 2, "dit": int(inputs["dit_time"].shape[1]) // 2} \
+            if {"action_time", "dit_time"} <= set(inputs) else None
+        if want is None or any(self.freqs[k].shape != (n,) for k, n in want.items()):
+            raise BundleError(f"malformed bundle: runtime.time_freqs do not fit graph 'denoise' (inputs {sorted(inputs)})")
         self.queue = ActionQueue()
 
     def _range(self, stats: dict, key: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -165,7 +176,11 @@ class GrootEdgePolicy(EdgePolicy):
         x_t, dt = noise, np.float32(1.0 / self.num_steps)
         for step in range(self.num_steps):
             bucket = int(step / float(self.num_steps) * self.buckets)
-            v = self.run_graph("denoise", {"x_t": x_t, "timestep": np.full((b,), bucket, np.int64),
+            with self._stage("sampler"):
+                buckets = np.full((b,), bucket, np.int64)
+                codes = {"action_time": time_code(buckets, self.freqs["action"], cos_first=False),
+                         "dit_time": time_code(buckets, self.freqs["dit"], cos_first=True)}
+            v = self.run_graph("denoise", {"x_t": x_t, **codes,
                                            "vl_features": feats["vl_features"],
                                            "state_features": feats["state_features"], "embodiment_id": emb})
             with self._stage("sampler"):

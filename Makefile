@@ -57,7 +57,7 @@ demo: setup
 # (tests/shared.py). PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 2
 PYTEST_PAR = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
-test: setup parity-ref parity-ref-more parity-ref-vqbet py310-env serve-env serve-lerobot-env
+test: setup parity-ref parity-ref-more parity-ref-vqbet parity-ref-groot py310-env serve-env serve-lerobot-env
 	$(PY) -m pytest -q $(PYTEST_PAR)
 
 # the robot side on Python 3.10 (Jetson JetPack 6): numpy + onnxruntime, no torch
@@ -72,7 +72,7 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
 # LeRobot 0.6 parity (pi0, pi05, SmolVLA, SAC as gaussian_actor): its own Python 3.12 venv (several GB, ~5 min the first time); not in `make test`
-parity: setup parity-ref parity-ref-more parity-ref-vqbet parity06-ref smolvla-ref parity-ref-gaussian-actor
+parity: setup parity-ref parity-ref-more parity-ref-vqbet parity-ref-groot parity06-ref smolvla-ref parity-ref-gaussian-actor
 	$(PY) -m pytest -q -m parity
 
 bench: setup
@@ -98,6 +98,7 @@ clean:
 -include mk/parity_more.mk
 -include mk/parity06.mk
 -include mk/parity_vqbet.mk
+-include mk/parity_groot.mk
 -include mk/smolvla.mk
 -include mk/parity_gaussian_actor.mk
 -include mk/hardening.mk

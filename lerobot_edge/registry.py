@@ -62,6 +62,9 @@ POLICIES: dict[str, PolicySpec] = {s.type: s for s in (
     PolicySpec("smolvla", "lerobot_edge.policies.smolvla.plan", {"flow": _RT + "flow:FlowMatchingEdgePolicy"},
                export_options=("vlm", "rtc_exact", _PIG), tiny=_CK + "smolvla:tiny",
                bench={"smolvla_reduced": _CK + "smolvla:reduced"}),
+    # GR00T N1.5: `vlm` names the Eagle processor directory (LeRobot reads HF_LEROBOT_HOME/<tokenizer_assets_repo>)
+    PolicySpec("groot", "lerobot_edge.policies.groot.plan", {"groot": _RT + "groot:GrootEdgePolicy"},
+               export_options=("vlm",), tiny=_CK + "groot:tiny"),
 )}
 
 

@@ -17,6 +17,7 @@ SCRIPTS = REPO / "scripts"
 MAKE_KEYS = {
     "PARITY_MORE_SOURCES": ("mk/parity_more.mk", ["lerobot_reference_sac.py", "lerobot_reference_tdmpc.py"]),
     "PARITY_VQBET_SOURCES": ("mk/parity_vqbet.mk", ["lerobot_reference_vqbet.py"]),
+    "PARITY_GROOT_SOURCES": ("mk/parity_groot.mk", ["lerobot_reference_groot.py"]),
     "PARITY_GA_SOURCES": ("mk/parity_gaussian_actor.mk", ["lerobot_reference_gaussian_actor.py"]),
     "PARITY06_SOURCES": ("mk/parity06.mk", ["lerobot_reference_pi.py"]),
     "SMOLVLA_SOURCES": ("mk/smolvla.mk", ["lerobot_reference_smolvla.py"]),

@@ -31,13 +31,19 @@ MIN_COMPUTE_CAPABILITY = {"bf16": (8, 0), "int8": (7, 2), "fp8": (8, 9)}
 NO_ISLANDS = {"nodes": [], "tensors": [], "ops": {}, "rules": {}}
 
 
+# other dynamic axes are sequence lengths (GR00T's prompt "seq" and its image tokens "img_seq"): opt / max tokens
+SEQ_OPT, SEQ_MAX = 256, 4096
+
+
 def profile(spec: GraphSpec, max_batch: int = DEFAULT_MAX_BATCH) -> dict[str, dict[str, list[int]]]:
-    """One optimization profile: dynamic axes from 1 (opt 1: the robot's batch) to `max_batch`."""
+    """One optimization profile: the "batch" axis from 1 (opt 1: the robot's batch) to `max_batch`, any other
+    dynamic axis (a sequence length) from 1 to SEQ_MAX, opt SEQ_OPT."""
     shapes = {}
     for i in spec.inputs:
         lo = [1 if isinstance(d, str) else d for d in i.shape]
-        hi = [max_batch if isinstance(d, str) else d for d in i.shape]
-        shapes[i.name] = {"min": lo, "opt": lo, "max": hi}
+        opt = [(1 if d == "batch" else SEQ_OPT) if isinstance(d, str) else d for d in i.shape]
+        hi = [(max_batch if d == "batch" else SEQ_MAX) if isinstance(d, str) else d for d in i.shape]
+        shapes[i.name] = {"min": lo, "opt": opt, "max": hi}
     return shapes
 
 

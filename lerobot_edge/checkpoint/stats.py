@@ -24,9 +24,13 @@ LEGACY_STAT_PREFIXES = ("normalize_inputs.", "normalize_targets.", "unnormalize_
 _STATE_FILE_RE = re.compile(r"^[A-Za-z0-9_.\-]+\.safetensors$")
 
 
+GROOT_STEPS = ("groot_pack_inputs_v3", "groot_action_unpack_unnormalize_v1")
+
+
 def load_stats(ckpt: Checkpoint) -> None:
     """Fill ckpt.stats (feature key -> stat name -> float32 array) and, from processor files, ckpt.norm_modes."""
-    if not _stats_from_processors(ckpt) and not _stats_from_legacy_weights(ckpt):
+    if (not _stats_from_processors(ckpt) and not _stats_from_groot_processors(ckpt)
+            and not _stats_from_legacy_weights(ckpt)):
         if any(m != "IDENTITY" for m in ckpt.norm_modes.values()):
             raise CheckpointError(f"{ckpt.path}: no normalization stats found (neither policy_preprocessor.json/"
                                   "policy_postprocessor.json nor normalize_* buffers in model.safetensors)")
@@ -108,6 +112,29 @@ def _stats_from_processors(ckpt: Checkpoint) -> bool:
             ckpt.norm_modes[key] = norm_map.get(ftype, "IDENTITY") if key in feats else "IDENTITY"
             if key in stats:
                 ckpt.stats[key] = stats[key]
+    return True
+
+
+def _stats_from_groot_processors(ckpt: Checkpoint) -> bool:
+    """LeRobot's groot: its pack-inputs step (state) and action-unpack step (action) hold min/max state files and
+    apply MIN_MAX when `normalize_min_max` (config.json's normalization_mapping is not what runs); images and
+    every other feature pass through."""
+    pre = _processor_step(ckpt.path / "policy_preprocessor.json", GROOT_STEPS[:1])
+    post = _processor_step(ckpt.path / "policy_postprocessor.json", GROOT_STEPS[1:])
+    if pre is None and post is None:
+        return False
+    if pre is None or post is None:
+        raise CheckpointError(f"{ckpt.path}: a groot checkpoint needs both {GROOT_STEPS[0]} (policy_preprocessor."
+                              f"json) and {GROOT_STEPS[1]} (policy_postprocessor.json)")
+    ckpt.norm_modes.update({k: "IDENTITY" for k in ckpt.norm_modes})
+    for step, key, where in ((pre, "observation.state", "policy_preprocessor.json"),
+                             (post, "action", "policy_postprocessor.json")):
+        if not (step.get("config") or {}).get("normalize_min_max", True) or not step.get("state_file"):
+            continue
+        stats = _split_stats(_read_state_file(ckpt.path, step, where), (key,)).get(key)
+        if stats and key in ckpt.norm_modes:
+            ckpt.stats[key] = stats
+            ckpt.norm_modes[key] = "MIN_MAX"
     return True
 
 

@@ -43,7 +43,7 @@ class OnnxRuntimeSession:
         if level not in _LEVELS:
             raise ValueError(f"backend_options optimization={level!r}: expected one of {sorted(_LEVELS)}")
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[level])
-        self.settings = thread_settings(so, options)
+        self.settings = thread_settings(ort, so, options)
         cuda_graph, binding = _flag(options, "cuda_graph", False), options.get("io_binding", "auto")
         if binding not in ("auto", True, False):
             raise ValueError(f"backend_options io_binding={binding!r}: expected 'auto', true or false")
@@ -96,7 +96,7 @@ class OnnxRuntimeSession:
         return {n: (v if n in keep else v.numpy()) for n, v in zip(self._outputs, values)}
 
 
-def thread_settings(so, options: Mapping[str, Any]) -> dict[str, Any]:
+def thread_settings(ort, so, options: Mapping[str, Any]) -> dict[str, Any]:
     """Apply the CPU thread options to SessionOptions `so`; -> what was set (the bench records it).
     threads: intra-op threads (0/None: ORT's default, one per physical core); inter_op_threads: > 1 runs
     independent nodes in parallel (ORT_PARALLEL); intra_op_affinities: ORT's session.intra_op_thread_affinities
@@ -108,7 +108,7 @@ def thread_settings(so, options: Mapping[str, Any]) -> dict[str, Any]:
         so.intra_op_num_threads = threads
     so.inter_op_num_threads = inter or 1
     if inter and inter > 1:
-        so.execution_mode = so.execution_mode.__class__.ORT_PARALLEL
+        so.execution_mode = ort.ExecutionMode.ORT_PARALLEL
     affinities = options.get("intra_op_affinities")
     if affinities is not None:
         groups = str(affinities).split(";")

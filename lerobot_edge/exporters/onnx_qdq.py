@@ -28,6 +28,7 @@ SYNTHETIC_SAMPLES = 32
 CHECK_COSINE = 0.9995   # against the fp32 graph on the calibration feeds: margin under the export gate's 0.999
 MAX_ROUNDS = 3
 CHECK_FEEDS = 4   # feeds the check runs on (the sensitivity probe: the first one)
+MAX_PROBED = 64   # up to this many candidates, each node's cost is measured end to end
 
 
 def calibration_feeds(spec: GraphSpec, options: dict) -> list[dict[str, np.ndarray]]:
@@ -67,8 +68,8 @@ class _Reader:
 def write_qdq(path: Path, spec: GraphSpec, options: dict) -> dict:
     """Quantize the ONNX at `path` to int8 Q/DQ in place (same file names); -> a summary (ops quantized, kept fp32,
     calibration source and sample count, the check's cosine). When the Q/DQ graph falls short of CHECK_COSINE
-    against the fp32 graph on the calibration feeds, the quarter of quantized nodes that add the most error
-    (measured once per round on their outputs) go back to fp32, up to MAX_ROUNDS times."""
+    against the fp32 graph on the calibration feeds, the quarter of quantized nodes that cost the most accuracy
+    (_sensitivity_order, measured once) go back to fp32 per round, up to MAX_ROUNDS rounds."""
     import onnx
 
     from .onnx_islands import select_fp32_islands
@@ -84,8 +85,8 @@ def write_qdq(path: Path, spec: GraphSpec, options: dict) -> dict:
     quantize = [n.name for n in heavy if n.name not in exclude]
     tmp = path.with_name(f".{path.stem}.qdq{os.getpid()}.onnx")
     cache = path.with_name(f".{path.stem}.ranges{os.getpid()}.json")
-    check, probe = feeds[:CHECK_FEEDS], feeds[:1]
-    reference, ref_inside = _run_all(path, model, check, False), None
+    check = feeds[:CHECK_FEEDS]
+    reference, order = _run_all(path, model, check, False), None
     try:
         for round_ in range(MAX_ROUNDS + 1):
             _quantize(path, tmp, feeds, quantize, exclude, cache)
@@ -95,9 +96,10 @@ def write_qdq(path: Path, spec: GraphSpec, options: dict) -> dict:
                       for k in range(len(check)))
             if cos >= CHECK_COSINE or round_ == MAX_ROUNDS or not quantize:
                 break
-            ref_inside = ref_inside or _run_all(path, model, probe, True)
-            worst = _most_sensitive(model, quantize, ref_inside, _run_all(tmp, qmodel, probe, True),
-                                    max(1, len(quantize) // 4))
+            if order is None:   # once: the nodes by how much accuracy each costs
+                order = _sensitivity_order(path, tmp, model, qmodel, feeds, quantize, exclude, cache, reference)
+            k = max(1, len(quantize) // 4)
+            worst = sorted([n for n in order if n in quantize][:k])
             log.info("%s: Q/DQ cosine %.5f < %.4f; keeping %s in fp32", path.name, cos, CHECK_COSINE, worst)
             quantize = [n for n in quantize if n not in worst]
             exclude = sorted({*exclude, *worst})
@@ -159,6 +161,25 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / den) if den > 0 else float(np.array_equal(a, b))
 
 
+def _sensitivity_order(path: Path, tmp: Path, model, qmodel, feeds, quantize: list[str], exclude: list[str],
+                       cache: Path, reference) -> list[str]:
+    """Quantized nodes, most costly first. Small graphs (<= MAX_PROBED candidates): each node quantized alone,
+    ranked by the graph outputs' cosine (end to end: an error early in a conditioning path is amplified
+    downstream, which no local measure sees); larger ones: by the error each node adds to its own output."""
+    import onnx
+
+    if len(quantize) > MAX_PROBED:
+        inside = _run_all(path, model, feeds[:1], True)
+        return _most_sensitive(model, quantize, inside, _run_all(tmp, qmodel, feeds[:1], True), len(quantize))
+    check, cos = feeds[:CHECK_FEEDS], {}
+    for node in quantize:
+        _quantize(path, tmp, feeds, [node], sorted({*exclude, *quantize} - {node}), cache)
+        got = _run_all(tmp, onnx.load(str(tmp), load_external_data=False), check, False)
+        cos[node] = min(_cos(reference[o.name][k], got[o.name][k]) for o in model.graph.output
+                        for k in range(len(check)))
+    return sorted(cos, key=cos.get)
+
+
 def _most_sensitive(model, quantized: list[str], reference, got, k: int) -> list[str]:
     """The `k` quantized nodes whose output error (1 - cosine against fp32) grows most over their input's."""
     def err(name):
@@ -168,4 +189,4 @@ def _most_sensitive(model, quantized: list[str], reference, got, k: int) -> list
 
     nodes = {n.name: n for n in model.graph.node}
     added = {n: err(nodes[n].output[0]) - err(nodes[n].input[0]) for n in quantized}
-    return sorted(sorted(added, key=added.get, reverse=True)[:k])
+    return sorted(added, key=added.get, reverse=True)[:k]

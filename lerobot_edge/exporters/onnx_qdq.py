@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 QUANTIZED_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
 SYNTHETIC_SAMPLES = 32
 CHECK_COSINE = 0.9995   # against the fp32 graph on the calibration feeds: margin under the export gate's 0.999
-MAX_ROUNDS = 3
+MAX_ROUNDS = 6
 CHECK_FEEDS = 4   # feeds the check runs on (the sensitivity probe: the first one)
 MAX_PROBED = 64   # up to this many candidates, each node's cost is measured end to end
 

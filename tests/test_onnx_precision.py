@@ -17,7 +17,7 @@ from lerobot_edge.accuracy import cosine
 from lerobot_edge.bundle import Bundle
 from lerobot_edge.exporters.onnx_islands import select_fp32_islands
 from lerobot_edge.exporters.onnx_precision import FLOAT, FLOAT16, check_fp16_structure, write_fp16
-from lerobot_edge.exporters.onnx_qdq import write_qdq
+from lerobot_edge.exporters.onnx_qdq import CHECK_COSINE, QUANTIZED_OPS, write_qdq
 
 
 def _graphs(policy, request, tmp_path):
@@ -72,7 +72,9 @@ def test_weights_outside_the_islands_are_fp16(act_tiny_bundle, tmp_path):
 
 
 @pytest.mark.parametrize("policy", tiny_zoo.POLICY_TYPES)
-def test_int8_qdq_graphs_are_symmetric_per_channel_and_run_on_the_cpu(policy, request, tmp_path):
+def test_int8_qdq_graphs_are_symmetric_per_channel_and_run_on_the_cpu(policy, request, tmp_path, monkeypatch):
+    # the structure and the CPU run; the fp32 fallback rounds are the export gate's business (test_fallback_...)
+    monkeypatch.setattr("lerobot_edge.exporters.onnx_qdq.MAX_ROUNDS", 0)
     for spec, path, ins, want in _graphs(policy, request, tmp_path):
         axis = {i.name: next(k for k, d in enumerate(i.shape) if isinstance(d, str)) for i in spec.inputs}
         feeds = [{k: np.take(v, [b], axis=axis[k]) for k, v in ins.items()} for b in range(2)]   # batch-1 feeds
@@ -81,25 +83,45 @@ def test_int8_qdq_graphs_are_symmetric_per_channel_and_run_on_the_cpu(policy, re
         model = onnx.load(str(path))
         inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
         qs = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
-        heavy = [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm", "Conv")]
-        if not qs:   # nothing to quantize outside the islands (a graph of only its output projection)
-            assert all(n.name in summary["excluded"] for n in heavy), (policy, spec.name)
+        heavy = [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm", "Conv", "ConvTranspose")]
+        assert summary["quantized"] + len(summary["kept_fp32"]) == len(heavy)
+        if not qs:   # nothing left to quantize (a graph of only its output projection)
+            assert summary["quantized"] == 0, (policy, spec.name)
             continue
         for n in qs:
             zp = inits.get(n.input[2]) if len(n.input) > 2 else None
             assert zp is None or (zp.dtype == np.int8 and not zp.any()), (policy, n.name)   # symmetric int8
         per_channel = [n for n in qs if np.asarray(inits.get(n.input[1], 0)).size > 1]
         assert per_channel, f"{policy}/{spec.name}: no per-channel weight scale"
-        got = _run(path, ins)
+        got = _run(path, ins)   # ONNX Runtime CPU runs the Q/DQ graph (VNNI where the CPU has it)
         for name, ref in want.items():
             assert _cos(got[name], ref) >= 0.99, (policy, spec.name, name, _cos(got[name], ref))
+        assert summary["check_cosine"] >= 0.99
 
 
-def test_int8_without_calibration_samples_falls_back_to_synthetic_with_a_warning(act_tiny_bundle, tmp_path, caplog):
+def test_int8_without_calibration_samples_falls_back_to_synthetic_with_a_warning(act_tiny_bundle, tmp_path, caplog,
+                                                                                 monkeypatch):
+    monkeypatch.setattr("lerobot_edge.exporters.onnx_qdq.SYNTHETIC_SAMPLES", 4)   # a few draws keep it quick
     for f in act_tiny_bundle.glob("act.onnx*"):
         shutil.copy(f, tmp_path)
     spec = Bundle.open(act_tiny_bundle).graphs["act"]
     with np.load(act_tiny_bundle / "validation" / "act.npz") as z:
         ins = {k[6:]: z[k][:1] for k in z.files if k.startswith("input.")}
     summary = write_qdq(tmp_path / "act.onnx", spec, {"sample_inputs": lambda rng, b: ins})
-    assert summary["calibration"] == "synthetic" and "synthetic inputs" in caplog.text
+    assert summary["calibration"] == "synthetic" and summary["calibration_samples"] == 4
+    assert "synthetic inputs" in caplog.text
+
+
+def test_fallback_keeps_the_costliest_nodes_in_fp32_until_the_check_passes(request, tmp_path):
+    """SAC's actor quantized whole misses the check (cosine ~0.9994 on these feeds); the nodes that cost the most,
+    measured end to end, go back to fp32 until it passes."""
+    spec, path, ins, want = next(_graphs("sac", request, tmp_path))
+    axis = {i.name: next(k for k, d in enumerate(i.shape) if isinstance(d, str)) for i in spec.inputs}
+    feeds = [{k: np.take(v, [b], axis=axis[k]) for k, v in ins.items()} for b in range(2)]
+    model = onnx.load(str(path), load_external_data=False)
+    islands, weights = set(select_fp32_islands(model)["nodes"]), {t.name for t in model.graph.initializer}
+    candidates = {n.name for n in model.graph.node if n.op_type in QUANTIZED_OPS and n.input[1] in weights} - islands
+    summary = write_qdq(path, spec, {"calibration_samples": lambda name: feeds})
+    fell_back = candidates & set(summary["kept_fp32"])
+    assert fell_back and summary["quantized"] == len(candidates) - len(fell_back)
+    assert summary["check_cosine"] >= CHECK_COSINE, summary["check_cosine"]

@@ -84,3 +84,21 @@ def test_a_gpu_with_the_tensor_cores_builds(precision, cc):
 
 def test_orin_builds_everything_but_fp8():
     assert supported_on("8.7") == ["fp32", "fp16", "bf16", "int8"]
+
+
+@pytest.mark.parametrize("precision, typed, strongly, flags", [
+    ("fp16", True, True, ["FP16", "OBEY_PRECISION_CONSTRAINTS"]),
+    ("int8", True, True, ["INT8", "FP16", "OBEY_PRECISION_CONSTRAINTS"]),
+    ("bf16", False, False, ["BF16", "OBEY_PRECISION_CONSTRAINTS"]),
+    ("fp32", False, True, [])])
+def test_graph_typed_precisions_build_strongly_typed(act_tiny_bundle, precision, typed, strongly, flags):
+    """fp16 / int8 graphs carry their types (built strongly typed; the flags serve only a TensorRT without
+    strongly typed networks); bf16 is the fp32 graph built weakly typed with the islands pinned."""
+    from lerobot_edge.backends.tensorrt_plan import build_plan
+
+    spec = Bundle.open(act_tiny_bundle).graphs["act"]
+    model = onnx.load(str(act_tiny_bundle / spec.file), load_external_data=False)
+    plan = build_plan(spec, "0" * 64, precision, islands=select_fp32_islands(model), typed=typed)
+    assert plan["strongly_typed"] is strongly and plan["builder_flags"] == flags
+    assert bool(plan["fp32_islands"]["nodes"]) is (precision != "fp32")
+    assert plan["min_compute_capability"] == {"bf16": "8.0", "int8": "7.2"}.get(precision, "0.0")

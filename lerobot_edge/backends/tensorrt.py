@@ -7,9 +7,9 @@ Options: `device` ('cuda' | 'cuda:N'), `cache_dir` (engine cache; default the pe
 `engine_mismatch` ('rebuild' (default: into the cache) | 'refuse' when an engine_dir engine does not fit this
 device), `cuda_graph` (bool, default false: each input shape's step captured and replayed as a CUDA graph);
 `max_batch` is fixed by the bundle's plan. A precision the GPU has no tensor cores for (fp8 below compute
-capability 8.9, e.g. Orin) is a PrecisionUnsupportedError naming the GPU, before any build. Engines are keyed by ONNX sha256, plan hash, TensorRT and
-CUDA versions, GPU name and compute capability (backends/tensorrt_engines.py): any change rebuilds (minutes) or
-refuses, a stale engine never loads.
+capability 8.9, e.g. Orin) is a PrecisionUnsupportedError naming the GPU, before any build. Engines are keyed by
+ONNX sha256, plan hash, TensorRT and CUDA versions, GPU name and compute capability (backends/tensorrt_engines.py):
+any change rebuilds (minutes) or refuses, a stale engine never loads.
 """
 
 from __future__ import annotations

@@ -25,6 +25,10 @@ from .onnx_precision import save_like
 log = logging.getLogger(__name__)
 QUANTIZED_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
 SYNTHETIC_SAMPLES = 32
+CHECK_COSINE = 0.9995   # against the fp32 graph on the calibration feeds: margin under the export gate's 0.999
+MAX_ROUNDS = 6
+CHECK_FEEDS = 4   # feeds the check runs on (the sensitivity probe: the first one)
+MAX_PROBED = 64   # up to this many candidates, each node's cost is measured end to end
 
 
 def calibration_feeds(spec: GraphSpec, options: dict) -> list[dict[str, np.ndarray]]:
@@ -62,10 +66,11 @@ class _Reader:
 
 
 def write_qdq(path: Path, spec: GraphSpec, options: dict) -> dict:
-    """Quantize the ONNX at `path` to int8 Q/DQ in place (same file names); -> a summary (ops quantized,
-    calibration source and sample count)."""
+    """Quantize the ONNX at `path` to int8 Q/DQ in place (same file names); -> a summary (ops quantized, kept fp32,
+    calibration source and sample count, the check's cosine). When the Q/DQ graph falls short of CHECK_COSINE
+    against the fp32 graph on the calibration feeds, the quarter of quantized nodes that cost the most accuracy
+    (_sensitivity_order, measured once) go back to fp32 per round, up to MAX_ROUNDS rounds."""
     import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     from .onnx_islands import select_fp32_islands
 
@@ -77,25 +82,111 @@ def write_qdq(path: Path, spec: GraphSpec, options: dict) -> dict:
     # weight GEMMs / convolutions only: attention's activation x activation MatMuls stay fp32 (quantizing both
     # operands from a few calibration samples costs more accuracy than the gate allows)
     exclude = sorted(n.name for n in heavy if n.name in islands or len(n.input) < 2 or n.input[1] not in weights)
-    quantize = sorted(n.name for n in heavy if n.name not in exclude)
-    external = path.with_name(path.name + ".data").exists()
+    quantize = [n.name for n in heavy if n.name not in exclude]
     tmp = path.with_name(f".{path.stem}.qdq{os.getpid()}.onnx")
+    cache = path.with_name(f".{path.stem}.ranges{os.getpid()}.json")
+    check = feeds[:CHECK_FEEDS]
+    reference, order = _run_all(path, model, check, False), None
     try:
-        quantize_static(str(path), str(tmp), _Reader(feeds), quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True, reduce_range=False,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_quantize=quantize,
-                        nodes_to_exclude=exclude,
-                        use_external_data_format=external, calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
-                                       "QuantizeBias": False})
+        for round_ in range(MAX_ROUNDS + 1):
+            _quantize(path, tmp, feeds, quantize, exclude, cache)
+            qmodel = onnx.load(str(tmp), load_external_data=False)
+            got = _run_all(tmp, qmodel, check, False)
+            cos = min(_cos(reference[o.name][k], got[o.name][k]) for o in model.graph.output
+                      for k in range(len(check)))
+            if cos >= CHECK_COSINE or round_ == MAX_ROUNDS or not quantize:
+                break
+            if order is None:   # once: the nodes by how much accuracy each costs
+                order = _sensitivity_order(path, tmp, model, qmodel, feeds, quantize, exclude, cache, reference)
+            k = max(1, len(quantize) // 4)
+            worst = sorted([n for n in order if n in quantize][:k])
+            log.info("%s: Q/DQ cosine %.5f < %.4f; keeping %s in fp32", path.name, cos, CHECK_COSINE, worst)
+            quantize = [n for n in quantize if n not in worst]
+            exclude = sorted({*exclude, *worst})
         save_like(onnx.load(str(tmp)), path)
     finally:
-        for f in (tmp, tmp.with_name(tmp.name + ".data")):
+        for f in (tmp, tmp.with_name(tmp.name + ".data"), cache, path.with_name(_PROBE)):
             f.unlink(missing_ok=True)
     q = onnx.load(str(path), load_external_data=False)
     ops = [n.op_type for n in q.graph.node]
     summary = {"quantize_linear": ops.count("QuantizeLinear"), "dequantize_linear": ops.count("DequantizeLinear"),
-               "excluded": exclude, "calibration": "observations" if options.get("calibration_samples") else
-               "synthetic", "calibration_samples": len(feeds)}
-    log.info("%s: int8 Q/DQ %s", path.name, summary)
+               "quantized": len(quantize), "kept_fp32": exclude, "check_cosine": round(float(cos), 6),
+               "calibration": "observations" if options.get("calibration_samples") else "synthetic",
+               "calibration_samples": len(feeds)}
+    log.info("%s: int8 Q/DQ %s", path.name, {k: v for k, v in summary.items() if k != "kept_fp32"})
     return summary
+
+
+def _quantize(path: Path, out: Path, feeds, quantize: list[str], exclude: list[str], cache: Path) -> None:
+    """quantize_static with the module's settings; calibration ranges computed once, then read from `cache`."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    for f in (out, out.with_name(out.name + ".data")):
+        f.unlink(missing_ok=True)
+    quantize_static(str(path), str(out), None if cache.is_file() else _Reader(feeds), quant_format=QuantFormat.QDQ,
+                    op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True, reduce_range=False,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_quantize=quantize,
+                    nodes_to_exclude=exclude, use_external_data_format=path.with_name(path.name + ".data").exists(),
+                    calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=str(cache),
+                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False})
+
+
+_PROBE = ".probe.onnx"
+
+
+def _run_all(path: Path, model, feeds, inside: bool) -> dict[str, list[np.ndarray]]:
+    """The graph outputs of `model` (saved beside `path`, so its external data resolves) on each feed, and with
+    `inside` also the data input and output of every quantizable node."""
+    import onnx
+    import onnxruntime as ort
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    have = {o.name for o in probe.graph.output}
+    heavy = [n for n in probe.graph.node if n.op_type in QUANTIZED_OPS] if inside else []
+    extra = [t for n in heavy for t in (n.input[0], n.output[0]) if t and t not in have]
+    for name in dict.fromkeys(extra):
+        probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    where = path.with_name(_PROBE)
+    onnx.save_model(probe, str(where))
+    session = ort.InferenceSession(str(where), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    runs = [session.run(names, f) for f in feeds]
+    return {n: [r[k] for r in runs] for k, n in enumerate(names)}
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    den = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(a @ b / den) if den > 0 else float(np.array_equal(a, b))
+
+
+def _sensitivity_order(path: Path, tmp: Path, model, qmodel, feeds, quantize: list[str], exclude: list[str],
+                       cache: Path, reference) -> list[str]:
+    """Quantized nodes, most costly first. Small graphs (<= MAX_PROBED candidates): each node quantized alone,
+    ranked by the graph outputs' cosine (end to end: an error early in a conditioning path is amplified
+    downstream, which no local measure sees); larger ones: by the error each node adds to its own output."""
+    import onnx
+
+    if len(quantize) > MAX_PROBED:
+        inside = _run_all(path, model, feeds[:1], True)
+        return _most_sensitive(model, quantize, inside, _run_all(tmp, qmodel, feeds[:1], True), len(quantize))
+    check, cos = feeds[:CHECK_FEEDS], {}
+    for node in quantize:
+        _quantize(path, tmp, feeds, [node], sorted({*exclude, *quantize} - {node}), cache)
+        got = _run_all(tmp, onnx.load(str(tmp), load_external_data=False), check, False)
+        cos[node] = min(_cos(reference[o.name][k], got[o.name][k]) for o in model.graph.output
+                        for k in range(len(check)))
+    return sorted(cos, key=cos.get)
+
+
+def _most_sensitive(model, quantized: list[str], reference, got, k: int) -> list[str]:
+    """The `k` quantized nodes whose output error (1 - cosine against fp32) grows most over their input's."""
+    def err(name):
+        if name not in reference or name not in got:
+            return 0.0
+        return max(1.0 - _cos(a, b) for a, b in zip(reference[name], got[name]))
+
+    nodes = {n.name: n for n in model.graph.node}
+    added = {n: err(nodes[n].output[0]) - err(nodes[n].input[0]) for n in quantized}
+    return sorted(added, key=added.get, reverse=True)[:k]

@@ -144,7 +144,8 @@ def _validate(plan, specs: list[GraphSpec], writer: BundleWriter, manifest: dict
     staged = Bundle(writer.stage, {**manifest, "files": writer.files})
     if tgt.validate_with:
         typed = precision in tgt.graph_precisions   # the ONNX carries the precision: gate it as it ships
-        checked = specs if typed else [dataclasses.replace(sp, tolerance=g.tolerance) for sp, g in zip(specs, plan.graphs)]
+        checked = specs if typed else [dataclasses.replace(sp, tolerance=g.tolerance)
+                                       for sp, g in zip(specs, plan.graphs)]
         report = validate_graphs(plan, checked, staged, backend, {}, precision if typed else "fp32", accept, writer,
                                  progress)
         report["engine"] = f"not built here: run `lerobot-edge selftest BUNDLE --backend {tgt.backend}` on the device"

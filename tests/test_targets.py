@@ -51,15 +51,21 @@ def test_bf16_is_gated_by_cosine_and_recorded(ov_bundles):
 
 
 def test_int8_openvino(act_tiny_checkpoint, tmp_path):
-    """int8 passes the gate with a margin and the same on CPUs without VNNI, where 8-bit weights saturate
-    vpmaddubsw's int16 sums (CI failed there with cosine 0.9856; `ONEDNN_MAX_CPU_ISA=AVX512_CORE` is such a CPU)."""
+    """export(calibration=an .npz of observations) -> int8 that passes the gate with a margin, the same on CPUs
+    without VNNI, where 8-bit weights saturate vpmaddubsw's int16 sums (CI failed there with cosine 0.9856;
+    `ONEDNN_MAX_CPU_ISA=AVX512_CORE` is such a CPU)."""
     pytest.importorskip("nncf", reason="int8 needs NNCF (pip install nncf)")
-    b = export(act_tiny_checkpoint, tmp_path / "int8", "openvino", policy_type="act", precision="int8")
+    rng = np.random.default_rng(3)
+    np.savez(tmp_path / "obs.npz", **{"observation.state": rng.normal(size=(10, 6)).astype(np.float32),
+                                      "observation.images.top": rng.integers(0, 256, (10, 48, 64, 3), np.uint8)})
+    b = export(act_tiny_checkpoint, tmp_path / "int8", "openvino", policy_type="act", precision="int8",
+               calibration=str(tmp_path / "obs.npz"))
     report = selftest(b)
     assert report["passed"] and report["precision"] == "int8"
     assert report["graphs"]["act"]["outputs"]["action"]["cosine"] >= 0.9995
     q = json.loads((b / "manifest.json").read_text())["quantization"]["act"]
-    assert q["mode"] in ("w8a8", "int8_weights") and q["calibration"] == "synthetic"
+    assert q["mode"] in ("w8a8", "int8_weights") and q["calibration"] == "observations"
+    assert q["calibration_samples"] + q["check_samples"] == 10 + 3   # 10 recorded feeds + 3 seeded checks
     assert q["tried"][q["mode"]]["cosine"] >= 0.9995
     env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}
     r = subprocess.run([sys.executable, "-m", "lerobot_edge", "selftest", str(b)], capture_output=True, text=True,

@@ -83,7 +83,7 @@ def _check_options(target: str, precision: str, opset: int, calibration: str | N
     if opset < 18:
         raise ValueError(f"--opset {opset}: lerobot-edge needs opset >= 18 (the dynamo exporter writes files "
                          "ONNX Runtime rejects at 17)")
-    if calibration is not None and precision not in CALIBRATED:
+    if calibration and precision not in CALIBRATED:
         raise ValueError(f"calibration={str(calibration)!r}: only {'/'.join(CALIBRATED)} bundles are calibrated; "
                          f"--precision {precision} uses no calibration data")
     return tgt
@@ -123,7 +123,7 @@ def _trace_graphs(plan, writer: BundleWriter, precision: str, opset: int, progre
 def _calibration(source, plan, writer: BundleWriter, manifest: dict, progress: Progress):
     """`calibration` -> the converters' `calibration_samples` callable: the observations run through the
     runtime on the fp32 ONNX graphs (ONNX Runtime CPU), each graph's feeds recorded (exporters/calibration.py)."""
-    if source is None:
+    if not source:
         return None
     from .calibration import calibration_samples
 

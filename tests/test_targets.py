@@ -65,13 +65,16 @@ def test_int8_openvino(act_tiny_checkpoint, tmp_path):
     assert report["passed"] and report["precision"] == "int8"
     assert report["graphs"]["act"]["outputs"]["action"]["cosine"] >= 0.9995
     q = json.loads((b / "manifest.json").read_text())["quantization"]["act"]
-    assert q["mode"] in ("w8a8", "int8_weights") and q["calibration"] == "observations"
-    assert q["calibration_samples"] + q["check_samples"] == 10 + 3   # 10 recorded feeds + 3 seeded checks
+    assert q["mode"] in ("w8a8", "w8a8_vnni", "int8_weights") and q["calibration"] == "observations"
+    assert q["calibration_samples"] + q["check_samples"] == 10 + 8   # 10 recorded feeds + 8 seeded checks
     assert q["tried"][q["mode"]]["cosine"] >= 0.9995
     env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}
     r = subprocess.run([sys.executable, "-m", "lerobot_edge", "selftest", str(b)], capture_output=True, text=True,
                        timeout=120, env=env)
-    assert r.returncode == 0, r.stdout + r.stderr
+    if q.get("requires") == "vnni":   # 8-bit weights kept for VNNI: refused there, never silently wrong
+        assert r.returncode == 3 and "VNNI" in r.stderr, r.stdout + r.stderr
+    else:
+        assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_unsupported_precision_is_an_error_at_export(act_tiny_checkpoint, tmp_path):
@@ -197,4 +200,11 @@ def test_openvino_reduced_precision_across_the_zoo(name, precision, tmp_path_fac
     if precision == "int8":
         q = m["quantization"]
         assert set(q) == {g["name"] for g in m["graphs"]}
-        assert all(r["mode"] in ("w8a8", "int8_weights", "fp32") and r["calibration"] for r in q.values())
+        assert all(r["mode"] in ("w8a8", "w8a8_vnni", "int8_weights", "fp32") and r["calibration"] for r in q.values())
+
+
+def test_cpu_has_vnni_honours_the_onednn_cap(monkeypatch):
+    from lerobot_edge.backends.openvino import cpu_has_vnni
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
+    assert cpu_has_vnni() is False

@@ -33,6 +33,7 @@ help:
 	@echo "  make bench-tables - regenerate benchmarks/README.md's tables (in the LeRobot 0.4.4 env);"
 	@echo "                     TABLES_ARGS=\"--policies act --quick\": a 3-round smoke run into benchmarks/results/quick/"
 	@echo "  make gpu-check   - the one GPU check (<= 8 min; a CPU smoke run without CUDA): results to \$$OUT or benchmarks/results"
+	@echo "  make ov-precision - OpenVINO bf16/int8 bundles of every tiny-zoo policy through the accuracy gate"
 	@echo "  make test-hostile / soak - the hardening suites alone / the long control-loop soak (SOAK_MINUTES)"
 	@echo "  make rtc-exact / rtc-exact-bench - whole-bundle RTC exact tests / exact vs guided cost"
 	@echo "  make pi0-full / smolvla-full - full-size export + latency (random weights; minutes, tens of GB)"
@@ -104,3 +105,4 @@ clean:
 -include mk/hardening.mk
 -include mk/rtc_exact.mk
 -include mk/serve.mk
+-include mk/ov_precision.mk

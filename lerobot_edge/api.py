@@ -33,6 +33,10 @@ def export(source: str | Path, output: str | Path | None = None, target: str = "
     preprocess_in_graph (every policy with cameras): the graphs take the camera frames as uint8 HWC RGB of the
     checkpoint's feature size and cast, scale, normalize and (VLAs) resize/pad them themselves; the runtime
     then skips those host steps (policies/common/preprocess.py).
+    calibration (int8/fp8 only): a LeRobot v3 dataset directory or an .npz of observations (one array per
+    observation key, leading axis = samples); the observations run through the runtime's preprocessing and
+    host loop on the fp32 graphs and every graph is calibrated on the feeds it really receives
+    (exporters/calibration.py). Without it int8 calibrates on seeded synthetic inputs (warned).
     progress: a `lerobot_edge.progress.Progress`, or a callable given each phase's message (default: logged).
     """
     from .exporters.pipeline import export_bundle  # torch from here on

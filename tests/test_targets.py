@@ -16,6 +16,7 @@ from lerobot_edge import export, load_policy
 from lerobot_edge.backends.tensorrt_plan import engine_cache_key, plan_hash
 from lerobot_edge.errors import BackendUnavailableError
 from lerobot_edge.selftest import selftest
+from tiny_zoo import POLICY_TYPES, build
 
 pytest.importorskip("openvino", reason="the OpenVINO target needs openvino (pip install 'lerobot-edge[openvino]')")
 
@@ -52,20 +53,29 @@ def test_bf16_is_gated_by_cosine_and_recorded(ov_bundles):
 
 
 def test_int8_openvino(act_tiny_checkpoint, tmp_path):
-    """int8 passes the gate with a margin and the same on CPUs without VNNI, where 8-bit weights saturate
-    vpmaddubsw's int16 sums (CI failed there with cosine 0.9856; `ONEDNN_MAX_CPU_ISA=AVX512_CORE` is such a CPU)."""
+    """export(calibration=an .npz of observations) -> int8 that passes the gate with a margin, the same on CPUs
+    without VNNI, where 8-bit weights saturate vpmaddubsw's int16 sums (CI failed there with cosine 0.9856;
+    `ONEDNN_MAX_CPU_ISA=AVX512_CORE` is such a CPU)."""
     pytest.importorskip("nncf", reason="int8 needs NNCF (pip install nncf)")
-    b = export(act_tiny_checkpoint, tmp_path / "int8", "openvino", policy_type="act", precision="int8")
+    rng = np.random.default_rng(3)
+    np.savez(tmp_path / "obs.npz", **{"observation.state": rng.normal(size=(10, 6)).astype(np.float32),
+                                      "observation.images.top": rng.integers(0, 256, (10, 48, 64, 3), np.uint8)})
+    b = export(act_tiny_checkpoint, tmp_path / "int8", "openvino", policy_type="act", precision="int8",
+               calibration=str(tmp_path / "obs.npz"))
     report = selftest(b)
     assert report["passed"] and report["precision"] == "int8"
     assert report["graphs"]["act"]["outputs"]["action"]["cosine"] >= 0.9995
     q = json.loads((b / "manifest.json").read_text())["quantization"]["act"]
-    assert q["mode"] in ("w8a8", "int8_weights") and q["calibration"] == "synthetic"
+    assert q["mode"] in ("w8a8", "w8a8_vnni", "int8_weights") and q["calibration"] == "observations"
+    assert q["calibration_samples"] + q["check_samples"] == 10 + 8   # 10 recorded feeds + 8 seeded checks
     assert q["tried"][q["mode"]]["cosine"] >= 0.9995
     env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}
     r = subprocess.run([sys.executable, "-m", "lerobot_edge", "selftest", str(b)], capture_output=True, text=True,
                        timeout=120, env=env)
-    assert r.returncode == 0, r.stdout + r.stderr
+    if q.get("requires") == "vnni":   # 8-bit weights kept for VNNI: refused there, never silently wrong
+        assert r.returncode == 3 and "VNNI" in r.stderr, r.stdout + r.stderr
+    else:
+        assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_unsupported_precision_is_an_error_at_export(act_tiny_checkpoint, tmp_path):
@@ -149,3 +159,52 @@ def test_ort_tensorrt_provider_caches_engines_per_user(trt_bundle, tmp_path, mon
     assert opts["trt_engine_cache_enable"] and opts["trt_fp16_enable"] and not opts["trt_bf16_enable"]
     assert opts["trt_engine_cache_path"].startswith(str(tmp_path / "ort-trt"))
     assert not opts["trt_engine_cache_path"].startswith(str(trt_bundle))
+
+
+# OpenVINO bf16 / int8 for every policy of the tiny zoo (minutes in all on 2 cores): `make ov-precision`
+OV_ZOO = os.environ.get("LEROBOT_EDGE_OV_ZOO") == "1"
+
+
+def _zoo_npz(bundle, path, n: int = 12):
+    """Observations shaped as the bundle's features (uint8 frames, N(0, 1) vectors, a task): an .npz to calibrate on."""
+    m = json.loads((bundle / "manifest.json").read_text())
+    rng, arrays = np.random.default_rng(5), {}
+    for key, o in m["observations"].items():
+        c, *hw = o["shape"] if o["kind"] == "image" else (None,)
+        arrays[key] = (rng.integers(0, 256, (n, *hw, c), dtype=np.uint8) if o["kind"] == "image"
+                       else rng.normal(size=(n, *o["shape"])).astype(np.float32))
+    np.savez(path, **arrays, task=np.array(["pick up the cube"] * n))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not OV_ZOO, reason="OpenVINO bf16/int8 over the whole zoo: LEROBOT_EDGE_OV_ZOO=1 (make ov-precision)")
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+@pytest.mark.parametrize("name", POLICY_TYPES)
+def test_openvino_reduced_precision_across_the_zoo(name, precision, tmp_path_factory, tmp_path):
+    """Every graph passes cos >= 0.999 against fp32 PyTorch (max error recorded), policies with a host loop also
+    on a sampled chunk end to end; int8 calibrates on observations and records each graph's mode."""
+    if precision == "int8":
+        pytest.importorskip("nncf", reason="int8 needs NNCF (pip install nncf)")
+    fp32 = build(name, tmp_path_factory)   # its checkpoint is <bundle>/../ckpt
+    cal = str(_zoo_npz(fp32, tmp_path / "obs.npz")) if precision == "int8" else None
+    b = export(fp32.parent / "ckpt", tmp_path / "b", "openvino", precision=precision, calibration=cal)
+    m = json.loads((b / "manifest.json").read_text())
+    graphs = m["validation"]["graphs"]
+    assert m["validation"]["passed"] is True and set(graphs) >= {g["name"] for g in m["graphs"]}
+    for rep in graphs.values():
+        for out in rep["outputs"].values():
+            assert out["min_cosine"] == 0.999 and out["cosine"] >= 0.999 and out["max_abs"] > 0
+    if name in ("diffusion", "pi0", "pi05", "smolvla", "vqbet"):   # a host loop: gated end to end too
+        assert graphs["sampled_chunk"]["passed"]
+    if precision == "int8":
+        q = m["quantization"]
+        assert set(q) == {g["name"] for g in m["graphs"]}
+        assert all(r["mode"] in ("w8a8", "w8a8_vnni", "int8_weights", "fp32") and r["calibration"] for r in q.values())
+
+
+def test_cpu_has_vnni_honours_the_onednn_cap(monkeypatch):
+    from lerobot_edge.backends.openvino import cpu_has_vnni
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
+    assert cpu_has_vnni() is False

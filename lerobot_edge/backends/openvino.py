@@ -109,6 +109,24 @@ def _prop(compiled, key: str) -> Any:
     return value if isinstance(value, (bool, int, float, str)) else str(value).split(".")[-1]
 
 
+NO_VNNI_ISAS = {"SSE41", "AVX", "AVX2", "AVX512_CORE", "AVX512_MIC", "AVX512_MIC_4OPS"}
+
+
+def cpu_has_vnni() -> bool:
+    """Whether int8 dot products here are VNNI ones (no int16 saturation): the CPU's flags (Linux; elsewhere
+    assumed), capped by oneDNN's ONEDNN_MAX_CPU_ISA as OpenVINO's CPU plugin honours it."""
+    import os
+
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in NO_VNNI_ISAS:
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return True
+    return not flags or bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags))
+
+
 def _dims(port) -> tuple:
     return tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
 
@@ -133,6 +151,13 @@ class OpenVINOBackend(Backend):
 
     def load(self, graph: GraphSpec, bundle: Bundle, options: Mapping[str, Any]) -> OpenVINOSession:
         ov = self.import_library()
+        quant = (bundle.manifest.get("quantization") or {}).get(graph.name, {})
+        if quant.get("requires") == "vnni" and str(options.get("device", "CPU")).upper() == "CPU" and not cpu_has_vnni():
+            raise BackendUnavailableError(
+                f"graph {graph.name!r} is int8 quantized for CPUs with VNNI (manifest quantization mode "
+                f"{quant.get('mode')!r}); this CPU has none (no avx512_vnni/avx_vnni/amx_int8), where its 8-bit "
+                "weights overflow. Run the bundle's ONNX (backend='onnxruntime') or re-export int8 on such a CPU "
+                "so the converter keeps the overflow-safe mode")
         rel = graph.artifacts.get("openvino") if bundle.has_files("openvino") else None
         path = str(bundle.file(rel or graph.file))
         return OpenVINOSession(ov, graph, path, options, bundle.manifest.get("precision", "fp32"))

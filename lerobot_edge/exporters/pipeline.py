@@ -25,6 +25,7 @@ from ..registry import TargetSpec, target_spec
 from .validate import validate_graphs
 
 log = logging.getLogger(__name__)
+CALIBRATED = ("int8", "fp8")   # precisions whose converters take calibration feeds
 
 
 def export_bundle(source: str | Path, output: str | Path | None, target: str = "onnx", *, policy_type: str | None = None,
@@ -50,12 +51,16 @@ def export_bundle(source: str | Path, output: str | Path | None, target: str = "
         plan = build_plan(ckpt, **plan_options)
         _write_files(plan, writer, tokenizer, progress)
         quantization: dict = {}
-        specs = _export_graphs(plan, writer, tgt, precision, opset, calibration, quantization, progress)
+        specs = _trace_graphs(plan, writer, precision, opset, progress)
         writer.write_stats(plan.stats)
+        renames = _rename_map(ckpt, plan, rename_map)
+        fp32_manifest = {**_manifest(ckpt, plan, specs, "onnx", "fp32", opset), "rename_map": renames}
+        samples = _calibration(calibration, plan, writer, fp32_manifest, progress)
+        specs = _convert_graphs(plan, specs, writer, tgt, precision, samples, quantization, progress)
         manifest = _manifest(ckpt, plan, specs, target, precision, opset)
-        if quantization:   # per graph: the int8 mode kept (or fp32 fallback) and the converter's check
+        if quantization:   # per graph: the int8 mode kept (or fp32 fallback), the calibration source, the check
             manifest["quantization"] = quantization
-        manifest["rename_map"] = _rename_map(ckpt, plan, rename_map)
+        manifest["rename_map"] = renames
         if validate:
             manifest["validation"] = _validate(plan, specs, writer, manifest, tgt, precision, accept_accuracy, progress)
         path = writer.finish(manifest)
@@ -79,8 +84,9 @@ def _check_options(target: str, precision: str, opset: int, calibration: str | N
     if opset < 18:
         raise ValueError(f"--opset {opset}: lerobot-edge needs opset >= 18 (the dynamo exporter writes files "
                          "ONNX Runtime rejects at 17)")
-    if calibration:
-        raise ValueError("export options ['calibration'] are not supported for this checkpoint/target yet")
+    if calibration and precision not in CALIBRATED:
+        raise ValueError(f"calibration={str(calibration)!r}: only {'/'.join(CALIBRATED)} bundles are calibrated; "
+                         f"--precision {precision} uses no calibration data")
     return tgt
 
 
@@ -96,14 +102,13 @@ def _write_files(plan, writer: BundleWriter, tokenizer: str | None, progress: Pr
         writer.add(rel, "common")
 
 
-def _export_graphs(plan, writer: BundleWriter, tgt: TargetSpec, precision: str, opset: int, calibration,
-                   quantization: dict, progress: Progress) -> list[GraphSpec]:
-    """Each graph of the plan to ONNX, then to the target's artefacts; tolerances set for the precision."""
+def _trace_graphs(plan, writer: BundleWriter, precision: str, opset: int, progress: Progress) -> list[GraphSpec]:
+    """Each graph of the plan to an fp32 ONNX file; tolerances set for the precision."""
     from .onnx import export_onnx
-    from .targets import convert, tolerance_for
+    from .targets import tolerance_for
 
     specs = []
-    for g in progress.track(plan.graphs, f"exporting {len(plan.graphs)} graph(s) for {tgt.name}"):
+    for g in progress.track(plan.graphs, f"exporting {len(plan.graphs)} graph(s) to ONNX"):
         progress.step(f"tracing graph '{g.name}' to ONNX (opset {opset})")
         example = g.sample_inputs(np.random.default_rng(0), 2)  # batch 2 keeps the axis dynamic
         module = g.module if g.export_module is None else g.export_module(example)
@@ -111,14 +116,40 @@ def _export_graphs(plan, writer: BundleWriter, tgt: TargetSpec, precision: str, 
         del module  # a traced copy may hold its own graph; free it before the next graph
         for f in files:
             writer.add(f, "onnx")
-        spec = GraphSpec(g.name, files[0], tuple(g.inputs), tuple(g.outputs), tolerance_for(precision, g.tolerance),
-                         {}, _flops(g))
-        if tgt.convert:
-            progress.step(f"converting graph '{g.name}' for {tgt.name} ({precision})")
-            spec = convert(tgt, spec, writer, precision, {"calibration": calibration, "sample_inputs": g.sample_inputs,
-                                                          "quantization": quantization})
-        specs.append(spec)
+        specs.append(GraphSpec(g.name, files[0], tuple(g.inputs), tuple(g.outputs),
+                               tolerance_for(precision, g.tolerance), {}, _flops(g)))
     return specs
+
+
+def _calibration(source, plan, writer: BundleWriter, manifest: dict, progress: Progress):
+    """`calibration` -> the converters' `calibration_samples` callable: the observations run through the
+    runtime on the fp32 ONNX graphs (ONNX Runtime CPU), each graph's feeds recorded (exporters/calibration.py)."""
+    if not source:
+        return None
+    from .calibration import calibration_samples
+
+    progress.step(f"calibrating: running the observations of {source} through the fp32 graphs")
+    staged = Bundle(writer.stage, {**manifest, "files": writer.files})
+    keys = set(plan.observations) | set(manifest.get("rename_map") or {})
+    return calibration_samples(source, staged, keys)
+
+
+def _convert_graphs(plan, specs: list[GraphSpec], writer: BundleWriter, tgt: TargetSpec, precision: str, samples,
+                    quantization: dict, progress: Progress) -> list[GraphSpec]:
+    """Each ONNX graph to the target's artefacts. Converter options: `sample_inputs` (the graph's seeded
+    sampler), `calibration_samples` (graph name -> recorded feeds; absent without calibration data),
+    `quantization` (a dict the converter fills with its per-graph record for the manifest)."""
+    from .targets import convert
+
+    if not tgt.convert:
+        return specs
+    out = []
+    for g, spec in zip(plan.graphs, specs):
+        progress.step(f"converting graph '{g.name}' for {tgt.name} ({precision})")
+        options = {"sample_inputs": g.sample_inputs, "quantization": quantization,
+                   **({"calibration_samples": samples} if samples is not None else {})}
+        out.append(convert(tgt, spec, writer, precision, options))
+    return out
 
 
 def _flops(g) -> int | None:

@@ -116,6 +116,42 @@ def cmd_latency(args) -> dict:
             "median_total_s": float(np.median(totals)), "peak_gib_per_phase": mon.stop()}
 
 
+def _max_rss_gib(time_file: Path) -> float | None:
+    """`/usr/bin/time -v`'s maximum resident set size (kB) of a step, in GiB."""
+    for line in time_file.read_text().splitlines() if time_file.is_file() else []:
+        if "Maximum resident set size" in line:
+            return round(int(line.split(":")[-1]) / 2**20, 2)
+    return None
+
+
+def cmd_report(args) -> dict:
+    """raw/*.json (+ /usr/bin/time -v logs) -> one JSON and a Markdown table."""
+    raw = Path(args.raw)
+    load = {p.stem: json.loads(p.read_text()) for p in raw.glob("*.json")}
+    lat = {k[8:]: v for k, v in load.items() if k.startswith("latency_")}
+    out = {"write": load.get("write"), "export": load.get("export"),
+           "export_max_rss_gib": _max_rss_gib(raw / "export.time"), "latency": lat,
+           "max_rss_gib": {k: _max_rss_gib(raw / f"latency_{k}.time") for k in lat},
+           "vs_eager_normalized": load.get("compare")}
+    rows = [f"| {k} | {v['load_s']} | {v['median_total_s']:.2f} | {v['chunks'][-1].get('vision', 0):.2f} | "
+            f"{v['chunks'][-1].get('backbone', 0):.2f} | {v['chunks'][-1].get('denoise', 0):.2f} | "
+            f"{out['max_rss_gib'][k]} | {(out['vs_eager_normalized'] or {}).get(v['backend'], float('nan')):.2g} |"
+            for k, v in sorted(lat.items())]
+    md = ["# GR00T N1.5 full size (random weights) on this CPU", "",
+          f"{(out['write'] or {}).get('parameters')} parameters in LeRobot's `groot` layout "
+          f"({(out['write'] or {}).get('safetensors_gib')} GiB safetensors); export "
+          f"{(out['export'] or {}).get('export_s')} s (ONNX, unvalidated), max RSS {out['export_max_rss_gib']} GiB "
+          "(includes page cache of the memory-mapped weights). One 224x224 camera, 4 Euler steps, horizon 16, "
+          "2 threads, one process per backend, shared observation and noise, p50 of the chunks timed after a warm-up "
+          f"({len(next(iter(lat.values()), {}).get('chunks', []))} per backend). The machine was shared with other "
+          "jobs: latencies are indicative, ratios within this run are the point.", "",
+          "| backend | load s | chunk p50 s | vision s | backbone s | 4 x denoise s | max RSS GiB | max err vs eager "
+          "(normalized) |", "|---|---|---|---|---|---|---|---|", *rows, ""]
+    Path(args.out).with_suffix(".md").write_text("\n".join(md))
+    Path(args.out).with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -135,9 +171,13 @@ def main() -> None:
     c = sub.add_parser("compare")
     c.add_argument("bundle")
     c.add_argument("--results", default="/tmp/groot_full/results")
+    r = sub.add_parser("report")
+    r.add_argument("raw")
+    r.add_argument("out", help="path without suffix: .md and .json are written")
     p.add_argument("--json", type=Path, help="also write the result here")
     args = p.parse_args()
-    result = {"write": cmd_write, "export": cmd_export, "latency": cmd_latency, "compare": cmd_compare}[args.cmd](args)
+    result = {"write": cmd_write, "export": cmd_export, "latency": cmd_latency, "compare": cmd_compare,
+              "report": cmd_report}[args.cmd](args)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

@@ -4,7 +4,9 @@ with its features kept on the backend, num_inference_timesteps Euler steps of th
 What LeRobot's GrootPackInputsStep / GrootEagleEncodeStep / GrootEagleCollateStep / GrootActionUnpack do, here:
 - cameras: the present `observation.images.*` keys in sorted order (a missing camera is simply left out of the
   prompt, as LeRobot does); float images are quantized to uint8 as LeRobot does ((x.clamp(0, 1) * 255) truncated),
-  resized to the Eagle tile size (bicubic, antialiased) when they are not that size, then (u - 127.5) / 127.5;
+  resized to the Eagle tile size when they are not that size (torchvision's uint8 bicubic antialiased resize,
+  reproduced in fixed point: kernels/bicubic.py), then (u - 127.5) / 127.5; LeRobot stacks the cameras, so it
+  needs them of one size, this runtime resizes each;
 - the prompt: the Eagle chat template (rendered at export for 1..N images) with str([task]) as the text, each
   "<image-i>" placeholder expanded to "<image i><img>" + <IMG_CONTEXT> x tokens_per_image + "</img>"; a batch uses
   its first task for every row (LeRobot does), an absent task is "Perform the task.";

@@ -135,7 +135,7 @@ def test_host_timestep_codes_equal_the_torch_twin():
 
 @pytest.mark.parametrize("craft, match", [
     (lambda m: m["runtime"]["prompts"].pop("1"), "no entry for 1 image"),
-    (lambda m: m["runtime"]["time_freqs"].update(action=[1.0, 2.0]), "time_freqs do not fit graph 'denoise'"),
+    (lambda m: m["runtime"]["time_freqs"].update(file="tokenizer.json"), "runtime.time_freqs 'tokenizer.json'"),
     (lambda m: m["runtime"].pop("time_freqs"), "runtime.time_freqs: missing"),
     (lambda m: m["runtime"]["tokenizer"].update(file="unverified.json"), "unverified.json: not a checksummed file"),
 ])

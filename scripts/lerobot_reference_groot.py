@@ -17,7 +17,8 @@ OUT/lerobot_home/<repo>/  the Eagle processor directory (pass it as --vlm)
 OUT/base/                 the GR00T base model (config.json, model.safetensors; pass as --base)
 OUT/groot/checkpoint/     the LeRobot checkpoint
 OUT/groot/<case>.npz      plain (B 2, two cameras, two tasks: LeRobot uses the first for both), missing_camera
-                          (B 1, the first camera only): obs.<key>, task, noise, chunk_normalized (policy output,
+                          (B 1, the first camera only), resized_camera (B 1, both cameras 40x48: resized by the
+                          Eagle processor): obs.<key>, task, noise, chunk_normalized (policy output,
                           (B, horizon, A)), chunk (robot units, LeRobot's unnormalize of it), input_ids;
                           select (B 1, 3 chunks through select_action with n_action_steps < horizon):
                           obs.<key> (T, ...), task, noise (chunks, 1, horizon, 32), actions (T, 1, A)
@@ -47,6 +48,7 @@ ASSETS_REPO = "lerobot/eagle2hg-processor-groot-n1p5"  # LeRobot's default (its 
 CAMERAS = {"observation.images.front": (3, 32, 32), "observation.images.wrist": (3, 32, 32)}
 STATE_DIM, ACTION_DIM, N_ACTION_STEPS = 6, 5, 6  # horizon 8: LeRobot's queue (maxlen 6) keeps a chunk's last 6
 TASKS = ["pick the red cube", "open the drawer"]
+RESIZED = {k: (3, 40, 48) for k in CAMERAS}   # LeRobot stacks the cameras: they must share one size
 
 
 def sdpa_siglip():
@@ -97,8 +99,8 @@ def stats(rng: np.random.Generator) -> dict:
     return out
 
 
-def observation(rng: np.random.Generator, batch: int, cams: list[str]) -> dict:
-    obs = {k: rng.random((batch, *CAMERAS[k])).astype(np.float32) for k in cams}
+def observation(rng: np.random.Generator, batch: int, cams: list[str], shapes: dict | None = None) -> dict:
+    obs = {k: rng.random((batch, *(shapes or CAMERAS)[k])).astype(np.float32) for k in cams}
     obs["observation.state"] = rng.normal(0, 2, (batch, STATE_DIM)).astype(np.float32)
     return obs
 
@@ -187,7 +189,10 @@ def main() -> None:
                                   observation(rng, 2, list(CAMERAS)), TASKS, rng),
               "missing_camera": chunk_case(policy, pre, post, noise, out / "groot" / "missing_camera.npz",
                                            observation(rng, 1, list(CAMERAS)[:1]), TASKS[:1], rng),
-              "select": select_case(policy, pre, post, noise, out / "groot" / "select.npz", rng, 15)}
+              "select": select_case(policy, pre, post, noise, out / "groot" / "select.npz", rng, 15),
+              # a frame not at the tile size: the Eagle processor resizes it (bicubic, antialiased, uint8)
+              "resized_camera": chunk_case(policy, pre, post, noise, out / "groot" / "resized_camera.npz",
+                                           observation(rng, 1, list(CAMERAS), RESIZED), TASKS[:1], rng)}
     meta = {"lerobot": lerobot_version(), "transformers": __import__("transformers").__version__,
             "torch": torch.__version__, "seed": SEED, "script_sha256": sha256_file(SCRIPT),
             "sources_sha256": sources_sha256(), "assets_repo": ASSETS_REPO, "checks": checks}

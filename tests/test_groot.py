@@ -131,3 +131,25 @@ def test_host_timestep_codes_equal_the_torch_twin():
     fa, fd = (f.numpy() for f in time_freqs(48))
     np.testing.assert_allclose(time_code(b, fa, cos_first=False), a.numpy(), atol=2e-6)
     np.testing.assert_allclose(time_code(b, fd, cos_first=True), d.numpy(), atol=2e-6)
+
+
+@pytest.mark.parametrize("craft, match", [
+    (lambda m: m["runtime"]["prompts"].pop("1"), "no entry for 1 image"),
+    (lambda m: m["runtime"]["time_freqs"].update(file="tokenizer.json"), "runtime.time_freqs 'tokenizer.json'"),
+    (lambda m: m["runtime"].pop("time_freqs"), "runtime.time_freqs: missing"),
+    (lambda m: m["runtime"]["tokenizer"].update(file="unverified.json"), "unverified.json: not a checksummed file"),
+])
+def test_crafted_groot_manifests_are_bundle_errors(bundle, tmp_path, craft, match):
+    """A resealed manifest whose groot runtime section lies is refused at load or at the first call, by name."""
+    from test_hostile import edit_manifest
+
+    from lerobot_edge.errors import BundleError
+
+    b = tmp_path / "b"
+    shutil.copytree(bundle, b)
+    shutil.copy(b / "tokenizer.json", b / "unverified.json")
+    edit_manifest(b, craft)
+    with pytest.raises(BundleError, match=match):
+        p = tiny_zoo.load(b)
+        cams = sorted(k for k, s in p.observation_spec.items() if s["kind"] == "image")
+        p.predict_action_chunk(_obs(np.random.default_rng(3), p, cams[:1]))

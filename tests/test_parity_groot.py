@@ -1,6 +1,7 @@
 """GR00T N1.5 (LeRobot's `groot`) exported for OpenVINO (its bundle keeps the ONNX, so ONNX Runtime runs the same
 bundle) vs LeRobot 0.4.4's own preprocessor -> policy -> postprocessor on shared noise: a two-camera batch of two
-(LeRobot uses the first task for both rows), one camera missing, and 15 select_action steps over three chunks with
+(LeRobot uses the first task for both rows), one camera missing, frames that the Eagle processor resizes (40x48 to
+the 32x32 tile: torchvision's uint8 bicubic), and 15 select_action steps over three chunks with
 n_action_steps (6) < the action horizon (8). The checkpoint was built and saved by LeRobot itself from a reduced
 config (scripts/lerobot_reference_groot.py, `make parity-ref-groot`, in `make test`); the test skips, saying so,
 when the references are absent."""
@@ -48,7 +49,7 @@ def _scale(policy) -> np.ndarray:
 
 @needs_ref
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", ["plain", "missing_camera"])
+@pytest.mark.parametrize("case", ["plain", "missing_camera", "resized_camera"])
 def test_chunk_equals_lerobot(case, backend, bundle):
     from lerobot_edge import load_policy
 

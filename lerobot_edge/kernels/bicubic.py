@@ -1,9 +1,10 @@
 """Antialiased bicubic resize (a = -0.5, PIL's and torch's `antialias=True` filter) in numpy, separable.
 
-GR00T's Eagle image processor resizes uint8 frames with torchvision (bicubic, antialias) to its tile size; torch's
-uint8 path uses fixed-point weights, this one float64 weights rounded to uint8 at the end, so a pixel may differ by
-one level where the exact value sits on a rounding boundary. Frames already at the tile size are not resized
-(neither does torchvision), which is the exact path.
+GR00T's Eagle image processor resizes uint8 frames with torchvision (bicubic, antialias) to its tile size. torch's
+uint8 path is reproduced here: a horizontal pass then a vertical one (only those whose size changes), each with its
+weights quantized to int16 at the largest precision that fits, integer accumulation from half an LSB, and the
+result shifted back and clipped to uint8 between the passes. Frames already at the tile size are not resized
+(neither does torchvision).
 """
 
 from __future__ import annotations
@@ -32,10 +33,30 @@ def _weights(n_in: int, n_out: int) -> np.ndarray:
     return m
 
 
+def _int16(w: np.ndarray) -> tuple[np.ndarray, int]:
+    """torch's _compute_index_ranges_int16_weights: (round-half-away(w * 2^p) as int64, p), p the largest < 22
+    with round(max(w) * 2^(p+1)) < 2^15."""
+    p, top = 0, float(w.max())
+    while p < 22 and int(0.5 + top * (1 << (p + 1))) < (1 << 15):
+        p += 1
+    v = w * (1 << p)
+    return np.where(v < 0, np.trunc(v - 0.5), np.trunc(v + 0.5)).astype(np.int64), p
+
+
+def _pass(x: np.ndarray, w: np.ndarray, axis: int) -> np.ndarray:
+    """One separable pass over `axis` of int64 pixels x, in fixed point -> uint8-valued int64."""
+    wi, p = _int16(w)
+    acc = np.tensordot(np.moveaxis(x, axis, -1), wi.T, axes=1) + (1 << (p - 1))
+    return np.moveaxis(np.clip(acc >> p, 0, 255), -1, axis)
+
+
 def resize_bicubic_u8(img: np.ndarray, height: int, width: int) -> np.ndarray:
-    """img (B, C, H, W) uint8-valued float32 -> (B, C, height, width), rounded and clipped to [0, 255]."""
+    """img (B, C, H, W) uint8-valued float32 -> (B, C, height, width) uint8-valued float32."""
     if img.shape[-2:] == (height, width):
         return img
-    wy, wx = _weights(img.shape[-2], height), _weights(img.shape[-1], width)
-    out = np.einsum("oh,bchw,pw->bcop", wy, img.astype(np.float64), wx)
-    return np.clip(np.rint(out), 0, 255).astype(np.float32)
+    x = img.astype(np.int64)
+    if x.shape[-1] != width:
+        x = _pass(x, _weights(x.shape[-1], width), -1)
+    if x.shape[-2] != height:
+        x = _pass(x, _weights(x.shape[-2], height), -2)
+    return x.astype(np.float32)

@@ -33,6 +33,7 @@ from .model import BackboneGraph, DenoiseGraph, GR00TN15, GrootWeights, VisionGr
 EAGLE = "_groot_model.backbone.eagle_model."
 UNUSED = (EAGLE + "language_model.lm_head.", EAGLE + "vision_model.vision_model.head.")
 TASK_MARKER = "\x00TASK\x00"
+FREQS_FILE = "time_freqs.npz"   # the timestep codes' float32 frequencies ("action", "dit"), as torch computes them
 IMAGE_TOKEN, IMAGE_START, IMAGE_END = "<IMG_CONTEXT>", "<img>", "</img>"
 
 
@@ -130,8 +131,7 @@ def runtime_settings(cfg: GrootConfig, prompts: dict[str, str]) -> dict:
             "tokens_per_image": cfg.tokens_per_image, "prompts": prompts, "task_marker": TASK_MARKER,
             "default_task": "Perform the task.", "image_token": IMAGE_TOKEN, "image_start": IMAGE_START,
             "image_end": IMAGE_END,
-            "time_freqs": {k: [float(x) for x in f.numpy()] for k, f in
-                           zip(("action", "dit"), time_freqs(cfg.input_embedding_dim))},
+            "time_freqs": {"file": FREQS_FILE},
             "tokenizer": {"file": "tokenizer.json", "source": cfg.eagle_dir, "max_length": 0}}
 
 
@@ -142,6 +142,14 @@ def _chunk_calls(bundle, rng: np.random.Generator) -> list[Call]:
     first = bundle.manifest["runtime"]["cameras"][0]
     partial = {k: v for k, v in obs.items() if not k.startswith("observation.images.") or k == first}
     return [Call(obs, {"noise": noise}), Call(partial, {"noise": noise})]
+
+
+def _write_freqs(cfg: GrootConfig):
+    def write(path) -> None:
+        action, dit = time_freqs(cfg.input_embedding_dim)
+        with open(path, "wb") as f:   # a file object: np.savez would append ".npz" to a path
+            np.savez(f, action=action.numpy(), dit=dit.numpy())
+    return write
 
 
 def build_plan(ckpt: Checkpoint, vlm: str | None = None) -> ExportPlan:
@@ -169,5 +177,5 @@ def build_plan(ckpt: Checkpoint, vlm: str | None = None) -> ExportPlan:
                       runtime=runtime_settings(cfg, prompts),
                       noise_shape=["batch", cfg.action_horizon, cfg.max_action_dim],
                       extra={"tokenizer": cfg.eagle_dir, "vlm": cfg.eagle_dir, "base": cfg.base_source},
-                      end_to_end=ChunkCheck(_chunk_calls, CHECK_SEED),
+                      end_to_end=ChunkCheck(_chunk_calls, CHECK_SEED), extra_files={FREQS_FILE: _write_freqs(cfg)},
                       frame_steps=FrameSteps(normalize=False, fuse=False))

@@ -4,7 +4,9 @@ with its features kept on the backend, num_inference_timesteps Euler steps of th
 What LeRobot's GrootPackInputsStep / GrootEagleEncodeStep / GrootEagleCollateStep / GrootActionUnpack do, here:
 - cameras: the present `observation.images.*` keys in sorted order (a missing camera is simply left out of the
   prompt, as LeRobot does); float images are quantized to uint8 as LeRobot does ((x.clamp(0, 1) * 255) truncated),
-  resized to the Eagle tile size (bicubic, antialiased) when they are not that size, then (u - 127.5) / 127.5;
+  resized to the Eagle tile size when they are not that size (torchvision's uint8 bicubic antialiased resize,
+  reproduced in fixed point: kernels/bicubic.py), then (u - 127.5) / 127.5; LeRobot stacks the cameras, so it
+  needs them of one size, this runtime resizes each;
 - the prompt: the Eagle chat template (rendered at export for 1..N images) with str([task]) as the text, each
   "<image-i>" placeholder expanded to "<image i><img>" + <IMG_CONTEXT> x tokens_per_image + "</img>"; a batch uses
   its first task for every row (LeRobot does), an absent task is "Perform the task.";
@@ -75,16 +77,7 @@ class GrootEdgePolicy(EdgePolicy):
         self.state_range = self._range(stats, self.state_key) if self.state_key else None
         self.action_range = self._range(stats, self.action_key)
         self.tokenizer = self._tokenizer()
-        freqs = self.setting("time_freqs", dict)
-        inputs = {i.name: i for i in self.bundle.graphs["denoise"].inputs}
-        try:
-            self.freqs = {k: np.asarray(freqs[k], np.float32) for k in ("action", "dit")}
-        except (KeyError, TypeError, ValueError) as e:
-            raise BundleError(f"malformed manifest: runtime.time_freqs: {e}") from e
-        want = {"action": int(inputs["action_time"].shape[1]) // 2, "dit": int(inputs["dit_time"].shape[1]) // 2} \
-            if {"action_time", "dit_time"} <= set(inputs) else None
-        if want is None or any(self.freqs[k].shape != (n,) for k, n in want.items()):
-            raise BundleError(f"malformed bundle: runtime.time_freqs do not fit graph 'denoise' (inputs {sorted(inputs)})")
+        self.freqs = self._freqs(self.setting("time_freqs", dict))
         self.queue = ActionQueue()
 
     def _range(self, stats: dict, key: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -94,6 +87,24 @@ class GrootEdgePolicy(EdgePolicy):
         if "min" not in st or "max" not in st:
             raise BundleError(f"malformed bundle: {key} is MIN_MAX but stats.safetensors has no min/max for it")
         return st["min"].astype(np.float32).ravel(), st["max"].astype(np.float32).ravel()
+
+    def _freqs(self, spec: dict) -> dict[str, np.ndarray]:
+        """The timestep codes' float32 frequencies from the bundle's checksummed .npz (never unpickled), checked
+        against the denoise graph's code widths."""
+        try:
+            with np.load(self.bundle.verified_file(spec["file"]), allow_pickle=False) as z:
+                freqs = {k: np.asarray(z[k], np.float32) for k in ("action", "dit")}
+        except BundleError:
+            raise
+        except (KeyError, TypeError, ValueError, OSError) as e:
+            raise BundleError(f"malformed bundle: runtime.time_freqs {spec.get('file') if isinstance(spec, dict) else spec!r}: "
+                              f"{type(e).__name__}: {e}") from e
+        inputs = {i.name: i for i in self.bundle.graphs["denoise"].inputs}
+        want = ({"action": int(inputs["action_time"].shape[1]) // 2, "dit": int(inputs["dit_time"].shape[1]) // 2}
+                if {"action_time", "dit_time"} <= set(inputs) else None)
+        if want is None or any(freqs[k].shape != (n,) for k, n in want.items()):
+            raise BundleError(f"malformed bundle: runtime.time_freqs do not fit graph 'denoise' (inputs {sorted(inputs)})")
+        return freqs
 
     def _tokenizer(self):
         try:

@@ -46,7 +46,7 @@ FULL_EAGLE = {"vision": {"hidden_size": 1152, "intermediate_size": 4304, "num_hi
                          "num_attention_heads": 16, "patch_size": 14, "image_size": 224},
               "text": {"hidden_size": 2048, "intermediate_size": 6144, "num_hidden_layers": 28,
                        "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "rms_norm_eps": 1e-6,
-                       "vocab_size": 151680, "rope_theta": 1000000.0, "max_position_embeddings": 40960},
+                       "vocab_size": 151936, "rope_theta": 1000000.0, "max_position_embeddings": 40960},
               "use_pixel_shuffle": False, "mlp_connector_layers": 1, "downsample_ratio": 0.5, "select_layer": -1}
 TINY_HEAD = {"select_layer": 3, "action_horizon": 8, "num_inference_timesteps": 4, "hidden_size": 32,
              "dit": {"num_attention_heads": 2, "attention_head_dim": 24, "num_layers": 4},
@@ -224,10 +224,10 @@ def write_groot_processors(d: Path, state_dim: int, action_dim: int, seed: int) 
     save_safetensors(d / post_file, flat)
 
 
-def write_groot_checkpoint(d: Path, *, cameras: dict[str, tuple] | None = None, state_dim: int = 6,
-                           action_dim: int = 5, seed: int = 0, eagle: dict = TINY_EAGLE, head: dict = TINY_HEAD) -> Path:
-    """A reduced groot checkpoint with random weights in LeRobot's key layout (our modules' shapes, plus the
-    unused lm_head), with its GR00T base config (<d>-base/config.json) and Eagle directory (<d>-eagle) beside it."""
+def write_groot_layout(d: Path, *, cameras: dict[str, tuple] | None = None, state_dim: int = 6, action_dim: int = 5,
+                       seed: int = 0, eagle: dict = TINY_EAGLE, head: dict = TINY_HEAD) -> dict[str, tuple]:
+    """Everything of a groot checkpoint but its weights (config.json, processors, <d>-base/config.json and the
+    <d>-eagle directory beside it) -> the shapes model.safetensors must hold (our modules' + the unused lm_head)."""
     import torch
     from safetensors.numpy import save_file
 
@@ -247,14 +247,22 @@ def write_groot_checkpoint(d: Path, *, cameras: dict[str, tuple] | None = None, 
     write_groot_processors(d, state_dim, action_dim, seed)
     t = eagle["text"]
     llm = "_groot_model.backbone.eagle_model.language_model."
-    shapes = {f"{llm}model.layers.{i}.input_layernorm.weight": (t["hidden_size"],) for i in range(head["select_layer"])}
-    save_file({k: np.ones(s, np.float32) for k, s in shapes.items()}, str(d / "model.safetensors"))  # layer count
+    marks = {f"{llm}model.layers.{i}.input_layernorm.weight": (t["hidden_size"],) for i in range(head["select_layer"])}
+    save_file({k: np.ones(s, np.float32) for k, s in marks.items()}, str(d / "model.safetensors"))  # layer count
     cfg = GrootConfig.from_checkpoint(load_checkpoint(d))
     with torch.device("meta"):
         shapes = {k: tuple(v.shape) for k, v in GrootWeights(cfg).state_dict().items()}
     shapes[llm + "lm_head.weight"] = (t["vocab_size"], t["hidden_size"])
-    save_file(groot_random_weights(shapes, seed), str(d / "model.safetensors"))
-    return d
+    return shapes
+
+
+def write_groot_checkpoint(d: Path, *, seed: int = 0, **layout) -> Path:
+    """A reduced groot checkpoint with random weights in LeRobot's key layout (write_groot_layout's files)."""
+    from safetensors.numpy import save_file
+
+    shapes = write_groot_layout(d, seed=seed, **layout)
+    save_file(groot_random_weights(shapes, seed), str(Path(d) / "model.safetensors"))
+    return Path(d)
 
 
 def tiny(d: Path) -> Path:

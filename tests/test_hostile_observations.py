@@ -141,7 +141,13 @@ def mutate(data, name: str, policy, obs: dict) -> tuple[dict, str, str | None]:
         obs.pop("task")
     else:
         obs["task"] = task
-    ok = isinstance(task, str) or (isinstance(task, (list, tuple)) and len(task) == 1)
+    # a policy may default an absent task (LeRobot's groot) or take a list's first task for the batch (groot)
+    if task is None:
+        ok = policy.default_task is not None
+    elif isinstance(task, (list, tuple)):
+        ok = len(task) == 1 or (not policy.task_per_row and all(isinstance(t, str) for t in task))
+    else:
+        ok = isinstance(task, str)
     return obs, "accept" if ok else "reject", None if ok else "task"
 
 

@@ -35,6 +35,8 @@ class EdgePolicy(ABC):
     noise_kind: str | None = "normal"       # what `noise=` holds: "normal" draws, "uniform" ones, None: none
     has_history: bool = False               # it keeps an observation history (n_obs_steps > 1 possible)
     takes_task: bool = False                # it reads a language instruction (obs["task"])
+    default_task: str | None = None         # the task used when obs has none (None: a task is required)
+    task_per_row: bool = True               # a task list gives one per batch row (False: its first serves all)
     # predict_action_chunk reads state that earlier calls left besides the action queue (a warm-started plan);
     # has_history implies it. A server keeps one policy per robot for these (serving/).
     keeps_state: bool = False

@@ -41,6 +41,8 @@ class GrootEdgePolicy(EdgePolicy):
     required_graphs = ("vision", "backbone", "denoise")
     optional_graphs = ()
     takes_task = True
+    default_task = "Perform the task."     # LeRobot's GrootPackInputsStep when the task is absent or empty
+    task_per_row = False                   # ... and it takes the first task of a list for the whole batch
 
     def configure(self, overrides: dict[str, Any]) -> None:
         self.horizon = self.setting("action_horizon", int)

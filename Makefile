@@ -83,7 +83,7 @@ bench: setup
 # have a LeRobot column; export, OpenVINO and matplotlib are added to it
 bench-tables: parity-env
 	$(PARITY_VENV)/bin/python -m pip install -qq --disable-pip-version-check --no-warn-conflicts \
-	  -c $(PARITY_CONSTRAINTS) 'onnx>=1.16' 'onnxscript>=0.2' 'openvino>=2024.4' 'matplotlib>=3.7' tokenizers
+	  -c $(PARITY_CONSTRAINTS) 'onnx>=1.16' 'onnxscript>=0.2' 'openvino>=2024.4' 'nncf>=2.12' 'av>=12' 'matplotlib>=3.7' tokenizers
 	$(PARITY_VENV)/bin/python benchmarks/tables.py $(TABLES_ARGS)
 
 # the one GPU check: needs only torch (+ numpy, onnx) and this tree, so it runs on a bare GPU machine; without CUDA a

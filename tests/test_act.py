@@ -151,8 +151,8 @@ def test_weights_that_do_not_match_the_config_are_named(tmp_path):
 
 def test_unknown_policy_type(tmp_path):
     d = write_act_checkpoint(tmp_path / "c", **TINY_ACT)
-    with pytest.raises(CheckpointError, match="policy type 'groot' is not supported; supported: act"):
-        export(d, tmp_path / "b", policy_type="groot")
+    with pytest.raises(CheckpointError, match="policy type 'xvla' is not supported; supported: act"):
+        export(d, tmp_path / "b", policy_type="xvla")
 
 
 def test_legacy_checkpoint_exports_and_matches(tmp_path):

@@ -7,6 +7,7 @@ observation checks, normalization, the output guard and the stage timings.
 from __future__ import annotations
 
 import time
+import warnings
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from typing import Any, Callable, Mapping
@@ -237,6 +238,19 @@ def same_batch(batch: int, held: int | None, what: str) -> None:
     if held is not None and batch != held:
         raise ObservationError(f"observation batch size {batch} differs from the {held} of the {what}: call "
                                "reset() when the number of robots changes")
+
+
+def inference_steps(checkpoint: int, override: Any) -> int:
+    """The number of denoising steps: the checkpoint's, or an override (>= 1) that warns when it differs, since
+    the actions then differ from LeRobot's with the checkpoint's settings."""
+    if override is None:
+        return checkpoint
+    if int(override) < 1:
+        raise ValueError(f"num_inference_steps={override}: expected >= 1")
+    if int(override) != checkpoint:
+        warnings.warn(f"num_inference_steps={override} overrides the checkpoint's {checkpoint}: actions will differ "
+                      "from LeRobot's with the checkpoint's settings", stacklevel=4)
+    return int(override)
 
 
 def _check_stat_shapes(manifest: Mapping[str, Any], stats: dict[str, dict[str, np.ndarray]]) -> None:

@@ -17,7 +17,7 @@ from ...kernels import rtc as rtc_kernels
 from ...kernels.flow_time import flow_time_embedding
 from ...kernels.image import resize_with_pad
 from ..observations import _vector
-from ..policy import EdgePolicy, same_batch
+from ..policy import EdgePolicy, inference_steps, same_batch
 from ..queues import ActionQueue
 from .vla_inputs import Tokenizer, camera_images, pi05_prompts, task_list
 
@@ -54,15 +54,8 @@ class FlowMatchingEdgePolicy(EdgePolicy):
         self.n_action_steps = int(overrides.pop("n_action_steps", None) or self.setting("n_action_steps", int))
         if not 1 <= self.n_action_steps <= self.chunk_size:
             raise ValueError(f"n_action_steps={self.n_action_steps}: expected 1..chunk_size ({self.chunk_size})")
-        self.num_steps = self.setting("num_inference_steps", int)
-        steps = overrides.pop("num_inference_steps", None)
-        if steps is not None:
-            if int(steps) < 1:
-                raise ValueError(f"num_inference_steps={steps}: expected >= 1")
-            if int(steps) != self.num_steps:
-                warnings.warn(f"num_inference_steps={steps} overrides the checkpoint's {self.num_steps}: actions "
-                              "will differ from LeRobot's with the checkpoint's settings", stacklevel=3)
-            self.num_steps = int(steps)
+        self.num_steps = inference_steps(self.setting("num_inference_steps", int),
+                                         overrides.pop("num_inference_steps", None))
         self._configure_rtc(overrides.pop("rtc", None), overrides.pop("rtc_options", None))
         seed = overrides.pop("seed", None)
         self.rng = np.random.default_rng(seed)
@@ -175,11 +168,7 @@ class FlowMatchingEdgePolicy(EdgePolicy):
                       for k, x in zip(present, images)] + images[len(present):]
             out = {"images": images, "image_mask": np.repeat(mask[None], b, axis=0), "cameras": present}
             if self.state_key is not None:
-                if self.state_key not in obs:
-                    raise ObservationError(f"missing observation {self.state_key!r}")
-                state, sb = _vector(self.state_key, obs[self.state_key], tuple(self.observation_spec[self.state_key]["shape"]))
-                if state.shape[0] != b:
-                    raise ObservationError(f"{self.state_key}: batch {state.shape[0]} != cameras' batch {b}")
+                state, sb = self._state(obs, b)
                 batched = batched or sb
                 state = self.normalizer.normalize(self.state_key, state)
                 out["state"] = np.pad(state, ((0, 0), (0, self.max_state_dim - state.shape[1])))
@@ -188,6 +177,15 @@ class FlowMatchingEdgePolicy(EdgePolicy):
                 task = pi05_prompts(task, state)
             out["lang_tokens"], out["lang_mask"] = self.tokenizer(task, b, self.append_newline)
         return out, batched
+
+    def _state(self, obs: Mapping[str, Any], b: int) -> tuple[np.ndarray, bool]:
+        """The observation's state as (B, state_dim) float32, checked against the cameras' batch B; batched?"""
+        if self.state_key not in obs:
+            raise ObservationError(f"missing observation {self.state_key!r}")
+        state, batched = _vector(self.state_key, obs[self.state_key], tuple(self.observation_spec[self.state_key]["shape"]))
+        if state.shape[0] != b:
+            raise ObservationError(f"{self.state_key}: batch {state.shape[0]} != cameras' batch {b}")
+        return state, batched
 
     def _check(self, obs: Mapping[str, Any]) -> tuple[int, bool]:
         """Every check of `_prepare` (cameras, state, task), nothing resized, normalized or tokenized: what a
@@ -200,11 +198,7 @@ class FlowMatchingEdgePolicy(EdgePolicy):
             images, _, batched = camera_images(obs, self.cameras, self.raw_shapes, convert=False)
             b = images[0].shape[0]
             if self.state_key is not None:
-                if self.state_key not in obs:
-                    raise ObservationError(f"missing observation {self.state_key!r}")
-                state, sb = _vector(self.state_key, obs[self.state_key], tuple(self.observation_spec[self.state_key]["shape"]))
-                if state.shape[0] != b:
-                    raise ObservationError(f"{self.state_key}: batch {state.shape[0]} != cameras' batch {b}")
+                state, sb = self._state(obs, b)
                 batched = batched or sb
             task_list(obs.get("task"), b)
         return b, batched

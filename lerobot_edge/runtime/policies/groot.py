@@ -21,7 +21,6 @@ RTC: LeRobot's groot has no RTC (its predict_action_chunk takes no leftover); rt
 from __future__ import annotations
 
 import re
-import warnings
 from typing import Any, Mapping
 
 import numpy as np
@@ -30,7 +29,7 @@ from ...errors import BundleError, ObservationError
 from ...kernels.bicubic import resize_bicubic_u8
 from ...kernels.groot_time import time_code
 from ..observations import _vector
-from ..policy import EdgePolicy, same_batch
+from ..policy import EdgePolicy, inference_steps, same_batch
 from ..queues import ActionQueue
 from .vla_inputs import camera_images
 
@@ -57,15 +56,8 @@ class GrootEdgePolicy(EdgePolicy):
         self.n_action_steps = int(overrides.pop("n_action_steps", None) or self.setting("n_action_steps", int))
         if self.n_action_steps < 1:
             raise ValueError(f"n_action_steps={self.n_action_steps}: expected >= 1")
-        self.num_steps = self.setting("num_inference_steps", int)
-        steps = overrides.pop("num_inference_steps", None)
-        if steps is not None:
-            if int(steps) < 1:
-                raise ValueError(f"num_inference_steps={steps}: expected >= 1")
-            if int(steps) != self.num_steps:
-                warnings.warn(f"num_inference_steps={steps} overrides the checkpoint's {self.num_steps}: actions "
-                              "will differ from LeRobot's", stacklevel=3)
-            self.num_steps = int(steps)
+        self.num_steps = inference_steps(self.setting("num_inference_steps", int),
+                                         overrides.pop("num_inference_steps", None))
         rtc = overrides.pop("rtc", None)
         overrides.pop("rtc_options", None)
         if rtc not in (None, "off"):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ...checkpoint import Checkpoint
 from ...errors import CheckpointError, HubUnavailableError
+from ..common.dims import DecoderDims
 from ..common.siglip import SiglipDims
 
 DEFAULT_ASSETS = "lerobot/eagle2hg-processor-groot-n1p5"
@@ -32,13 +33,7 @@ LLM = "_groot_model.backbone.eagle_model.language_model.model."
 
 
 @dataclass(frozen=True)
-class QwenDims:
-    width: int
-    depth: int
-    mlp_dim: int
-    num_heads: int
-    num_kv_heads: int
-    head_dim: int
+class QwenDims(DecoderDims):
     rms_eps: float
     rope_theta: float
     vocab_size: int

@@ -15,20 +15,15 @@ from pathlib import Path
 
 from ...checkpoint import Checkpoint
 from ...errors import CheckpointError, HubUnavailableError
+from ..common.dims import DecoderDims
 
 DEFAULT_VLM = "HuggingFaceTB/SmolVLM2-500M-Video-Instruct"
 
 
 @dataclass(frozen=True)
-class TextDims:
+class TextDims(DecoderDims):
     """A Llama decoder (SmolVLM's text model, and the action expert at a reduced width)."""
 
-    width: int
-    depth: int
-    mlp_dim: int
-    num_heads: int
-    num_kv_heads: int
-    head_dim: int
     rms_eps: float = 1e-5
     attention_bias: bool = False
     mlp_bias: bool = False

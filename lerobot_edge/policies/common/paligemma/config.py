@@ -14,16 +14,10 @@ from dataclasses import dataclass, field, fields
 from ....checkpoint import Checkpoint
 from ....errors import CheckpointError
 from ..siglip import SiglipDims
+from ..dims import DecoderDims
 
 
-@dataclass(frozen=True)
-class GemmaDims:
-    width: int
-    depth: int
-    mlp_dim: int
-    num_heads: int
-    num_kv_heads: int
-    head_dim: int
+GemmaDims = DecoderDims  # Gemma adds nothing to the shared sizes
 
 
 GEMMA_VARIANTS = {  # openpi gemma.py get_config

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import random_weights, save_safetensors
+from .layout import random_weights, write_word_tokenizer, save_safetensors
 
 WORDS = ("pick put place the a an red blue green cube block bowl up down left right into on of and to grasp "
          "open close drawer move arm gripper task state action perform user assistant system you are helpful "
@@ -66,16 +66,7 @@ def tokens_per_image(eagle: dict) -> int:
 def write_tokenizer(d: Path, vocab_size: int) -> int:
     """tokenizer.json (+ the small files LeRobot's groot insists on): word/char level, no BOS (as Qwen's), pad
     <|endoftext|>, exactly `vocab_size` entries. Returns the <IMG_CONTEXT> id."""
-    from tokenizers import AddedToken, Regex, Tokenizer, models, pre_tokenizers
-
-    chars = [chr(c) for c in range(32, 127)] + ["\n"]
-    vocab_list = SPECIALS + WORDS + [c for c in chars if c not in WORDS]
-    vocab_list += [f"<unused{i}>" for i in range(vocab_size - len(vocab_list))]
-    vocab = {tok: i for i, tok in enumerate(vocab_list[:vocab_size])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[a-z]+|[^a-z]"), behavior="isolated")
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIALS])
-    tok.save(str(d / "tokenizer.json"))
+    vocab = write_word_tokenizer(d / "tokenizer.json", SPECIALS, WORDS, vocab_size, normalized_specials=False)
     specials = {"pad_token": "<|endoftext|>", "eos_token": "<|im_end|>", "unk_token": "<unk>"}
     (d / "tokenizer_config.json").write_text(json.dumps({
         "tokenizer_class": "PreTrainedTokenizerFast", **specials, "add_bos_token": False,

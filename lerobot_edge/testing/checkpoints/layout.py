@@ -98,3 +98,22 @@ def write_vla_processors(d: Path, body: dict, tokenizer: Path, seed: int, paddin
             step["config"] = {"tokenizer_name": str(tokenizer), "max_length": body["tokenizer_max_length"],
                               "padding_side": "right", "padding": padding, "truncation": True}
     (d / "policy_preprocessor.json").write_text(json.dumps(pre, indent=2))
+
+
+def write_word_tokenizer(path: Path, specials: list[str], words: list[str], vocab_size: int,
+                         normalized_specials: bool = True) -> dict[str, int]:
+    """A tiny tokenizer.json for the VLA writers: the special tokens, then whole words, then single printable
+    characters, padded with <unusedN> to exactly `vocab_size` entries; words split as [a-z]+ or one character.
+    Returns the vocabulary (token -> id)."""
+    from tokenizers import AddedToken, Regex, Tokenizer, models, pre_tokenizers
+
+    chars = [chr(c) for c in range(32, 127)] + ["\n"]
+    vocab_list = specials + words + [c for c in chars if c not in words]
+    vocab_list += [f"<unused{i}>" for i in range(vocab_size - len(vocab_list))]
+    vocab = {tok: i for i, tok in enumerate(vocab_list[:vocab_size])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[a-z]+|[^a-z]"), behavior="isolated")
+    extra = {} if normalized_specials else {"normalized": False}
+    tok.add_special_tokens([AddedToken(t, special=True, **extra) for t in specials])
+    tok.save(str(path))
+    return vocab

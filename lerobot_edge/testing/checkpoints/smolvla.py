@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import random_weights, write_vla_processors
+from .layout import random_weights, write_word_tokenizer, write_vla_processors
 
 WORDS = ("pick put place the a an red blue green cube block bowl up down left right into on of and to grasp "
          "open close drawer move arm gripper task state action").split()
@@ -36,16 +36,7 @@ FULL_VLM = {"text": {"hidden_size": 960, "intermediate_size": 2560, "num_hidden_
 def write_tokenizer(d: Path, vocab_size: int) -> None:
     """tokenizer.json + tokenizer_config.json: word/char level, no BOS (as SmolVLM2's), pad = <|im_end|>,
     SmolVLM's image special tokens, exactly `vocab_size` entries (the real size: 49,280)."""
-    from tokenizers import AddedToken, Regex, Tokenizer, models, pre_tokenizers
-
-    chars = [chr(c) for c in range(32, 127)] + ["\n"]
-    vocab_list = SPECIALS + WORDS + [c for c in chars if c not in WORDS]
-    vocab_list += [f"<unused{i}>" for i in range(vocab_size - len(vocab_list))]
-    vocab = {tok: i for i, tok in enumerate(vocab_list[:vocab_size])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[a-z]+|[^a-z]"), behavior="isolated")
-    tok.add_special_tokens([AddedToken(t, special=True) for t in SPECIALS])
-    tok.save(str(d / "tokenizer.json"))
+    write_word_tokenizer(d / "tokenizer.json", SPECIALS, WORDS, vocab_size)
     (d / "tokenizer_config.json").write_text(json.dumps({
         "tokenizer_class": "PreTrainedTokenizerFast", "pad_token": "<|im_end|>", "bos_token": "<|im_start|>",
         "eos_token": "<end_of_utterance>", "unk_token": "<unk>", "add_bos_token": False, "model_max_length": 8192,

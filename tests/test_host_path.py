@@ -90,3 +90,26 @@ def test_resize_is_the_two_tap_sum_bit_for_bit(hw, out):
     top = rows0[..., w0] * wl0 + rows0[..., w1] * wl1
     bot = rows1[..., w0] * wl0 + rows1[..., w1] * wl1
     np.testing.assert_array_equal(resize_bilinear(img, *out), top * hl0[:, None] + bot * hl1[:, None])
+
+
+@pytest.mark.parametrize("shape, size, center", [((1, 3, 480, 640), 512, False), ((2, 3, 96, 128), 224, True),
+                                                 ((1, 3, 224, 224), 224, True), ((1, 3, 300, 200), 224, True)])
+def test_pad_resize_reuses_its_arrays_bit_for_bit(shape, size, center):
+    """kernels/image.PadResize (the VLA host path: buffers kept between calls, padding signed once) equals
+    resize_with_pad(...) * 2 - 1 on every call, also on an HWC-ordered (non-contiguous) input, and allocates
+    its output once per input shape (a same-size input is never returned: the caller's array stays as it is)."""
+    from lerobot_edge.kernels.image import PadResize, resize_with_pad
+
+    resize = PadResize(size, center, signed=True)
+    outs = []
+    for k in range(3):
+        img = RNG.random(shape, dtype=np.float32)
+        img = np.ascontiguousarray(img.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) if k == 1 else img
+        before = img.copy()
+        got = resize(img)
+        want = resize_with_pad(img, size, center) * np.float32(2.0) - np.float32(1.0)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(img, before)
+        outs.append(got)
+    resized = shape[-2:] != (size, size)
+    assert (outs[0] is outs[2]) == resized and not np.shares_memory(outs[0], before)

@@ -15,7 +15,7 @@ import numpy as np
 from ...errors import BundleError, ObservationError
 from ...kernels import rtc as rtc_kernels
 from ...kernels.flow_time import flow_time_embedding
-from ...kernels.image import resize_with_pad
+from ...kernels.image import PadResize
 from ..observations import _vector
 from ..policy import EdgePolicy, inference_steps, same_batch
 from ..queues import ActionQueue
@@ -63,6 +63,9 @@ class FlowMatchingEdgePolicy(EdgePolicy):
             raise ValueError("temporal_ensemble_coeff applies to ACT, not to flow-matching policies")
         self.state_key = next((k for k, s in self.observation_spec.items() if s["kind"] == "state"), None)
         self.cameras = [k for k, s in self.observation_spec.items() if s["kind"] == "image"]
+        # one per camera: each keeps its resize buffers (and returns them) between chunks
+        self._resize = {k: PadResize(self.image_size, self.center, clamp=self.clamp, signed=True)
+                        for k in self.cameras}
         self._configure_frames()
         tok = self.setting("tokenizer", dict)
         self.tokenizer = Tokenizer(self.bundle.verified_file(tok["file"]), int(tok["max_length"]),
@@ -163,8 +166,7 @@ class FlowMatchingEdgePolicy(EdgePolicy):
             images, mask, batched = camera_images(obs, self.cameras, self.raw_shapes)
             b = images[0].shape[0]
             present = [k for k in self.cameras if k in obs]
-            images = [x if k in self.frame_graphs else   # raw frames: resized by their frames graph
-                      _signed(resize_with_pad(x, self.image_size, self.center, clamp=self.clamp), x)
+            images = [x if k in self.frame_graphs else self._resize[k](x)   # raw frames: their frames graph
                       for k, x in zip(present, images)] + images[len(present):]
             out = {"images": images, "image_mask": np.repeat(mask[None], b, axis=0), "cameras": present}
             if self.state_key is not None:
@@ -340,11 +342,3 @@ class FlowMatchingEdgePolicy(EdgePolicy):
         self._end_call(t0)
         return action if batched else action[0]
 
-
-def _signed(y: np.ndarray, src: np.ndarray) -> np.ndarray:
-    """[0, 1] -> [-1, 1] as y * 2 - 1, in place unless `y` is the caller's own array `src` (no resize)."""
-    if y is src or np.shares_memory(y, src):
-        return y * np.float32(2.0) - np.float32(1.0)
-    y *= np.float32(2.0)
-    y -= np.float32(1.0)
-    return y

@@ -29,8 +29,9 @@ def _frame(key: str, value: Any, convert: bool = True) -> tuple[np.ndarray, bool
         arr = arr if batched else arr[None]
         if not convert:
             return _checked(key, arr, batched)
-        return _checked(key, arr.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0),  # (B,H,W,C)->(B,C,H,W)
-                        batched)
+        chw = np.empty((arr.shape[0], 3, *arr.shape[1:3]), np.float32)   # C-contiguous: the resize reads rows
+        np.divide(arr.transpose(0, 3, 1, 2), np.float32(255.0), out=chw)     # (B,H,W,C)->(B,C,H,W), as x / 255
+        return _checked(key, chw, batched)
     if arr.dtype.kind != "f" or arr.ndim not in (3, 4) or arr.shape[-3] != 3:
         raise ObservationError(f"{key}: images must be uint8 HWC frames or float CHW (3, H, W) / (B, 3, H, W) "
                                f"in [0, 1], got {arr.dtype} {arr.shape}")

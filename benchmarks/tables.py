@@ -17,6 +17,7 @@ export yet is a row with the reason. The table replaces the part of README.md be
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
 import importlib.util
 import json
 import re
@@ -47,10 +48,12 @@ def bench_one(name: str, root: Path, out: Path, args: argparse.Namespace) -> dic
     iterations = 3 if args.quick else ITERATIONS.get(name, args.iterations)
     cfg = BenchConfig(backends=args.backends, precisions=args.precisions, iterations=iterations,
                       warmup=1 if args.quick else 2, policy_type=configs.POLICY_OF[name],
-                      probe_sizes=(256,) if args.tiny else (1024, 2048))
+                      probe_sizes=(256,) if args.tiny else (1024, 2048), preprocess=args.preprocess)
+    started = _now()
     report = run_bench(ckpt, cfg, progress=lambda msg: print(f"[{name}] {msg}", flush=True),
                        workdir=root / "bundles" / name)
     report["source"] = f"benchmarks/configs.py:{name}"
+    report["run"] = {"started": started, "finished": _now(), "iterations": iterations}
     (out / f"{name}.json").write_text(json.dumps(report, indent=2))
     (out / f"{name}.md").write_text(markdown(report))
     try:
@@ -58,6 +61,10 @@ def bench_one(name: str, root: Path, out: Path, args: argparse.Namespace) -> dic
     except ImportError as e:   # matplotlib is optional: the JSON and Markdown are the record
         print(f"[{name}] no plot: {e}")
     return report
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="minutes")
 
 
 def _num(x, fmt: str) -> str:
@@ -76,7 +83,8 @@ def _eager(rep: dict) -> tuple[str | None, str]:
 def row(name: str, r: dict, eager: tuple[str | None, str]) -> list[str]:
     """One table row: measured figures, or the reason the variant did not run."""
     acc = r.get("accuracy") or {}
-    cells = [name, r["backend"], r["precision"]]
+    in_graph = r.get("preprocess", "host") != "host"   # a preprocess_in_graph bundle: its own row
+    cells = [name, r["backend"], r["precision"] + (" (preprocess in graph)" if in_graph else "")]
     if r.get("skipped"):
         return cells + [f"not measured: {r['skipped']}"[:160]] + [""] * (len(HEAD) - 4)
     key, label = eager
@@ -96,11 +104,8 @@ def summary(reports: dict[str, dict]) -> str:
             if r["backend"] not in ENGINES and (r["precision"] != "fp32" or r.get("skipped")):
                 continue   # eager runs fp32 only; an eager that did not run is named below
             lines.append("| " + " | ".join(row(name, r, eager)) + " |")
+    lines += ["", *_machines(reports)]
     m = next(iter(reports.values()))["machine"]
-    bf16 = m.get("bf16_gemm_peak_gflops")
-    lines += ["", f"Machine: {m['cpu']}, {m['cores']} cores, flags {', '.join(m['cpu_flags'])}; GEMM probes: fp32 "
-              f"{m['gemm_peak_gflops']} GFLOP/s, bf16 {bf16 if bf16 else '-'} GFLOP/s"
-              + (f" ({m.get('bf16_gemm_probe')})" if bf16 else "") + f"; versions {m['versions']}."]
     threads = {k: v.get("backend_options") for k, v in (m.get("threads") or {}).items() if "backend_options" in v}
     if threads:
         lines += ["", f"Engine thread options: {threads} (per-graph settings in results/<config>.json)."]
@@ -109,6 +114,23 @@ def summary(reports: dict[str, dict]) -> str:
     if eager_missing:
         lines += ["", "Eager references not run: " + "; ".join(eager_missing) + "."]
     return "\n".join(lines)
+
+
+def _machines(reports: dict[str, dict]) -> list[str]:
+    """One line per machine the merged configs ran on (configs refreshed alone may come from another session's
+    machine), naming its configs and when they ran: ratios compare within a config's run only."""
+    groups: dict[str, list[str]] = {}
+    for name, rep in reports.items():
+        m = rep["machine"]
+        bf16 = m.get("bf16_gemm_peak_gflops")
+        key = (f"{m['cpu']}, {m['cores']} cores, flags {', '.join(m['cpu_flags'])}; GEMM probes: fp32 "
+               f"{m['gemm_peak_gflops']} GFLOP/s, bf16 {bf16 if bf16 else '-'} GFLOP/s"
+               + (f" ({m.get('bf16_gemm_probe')})" if bf16 else "") + f"; versions {m['versions']}")
+        when = (rep.get("run") or {}).get("started", "date not recorded")
+        groups.setdefault(key, []).append(f"{name} ({when})")
+    if len(groups) == 1:
+        return [f"Machine: {next(iter(groups))}."]
+    return [f"Machine {i + 1}: {key}. Configs: {', '.join(names)}." for i, (key, names) in enumerate(groups.items())]
 
 
 def update_readme(text: str, readme: Path) -> None:
@@ -131,6 +153,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--iterations", type=int, default=20)
     p.add_argument("--backends", default=",".join(BACKENDS))
     p.add_argument("--precisions", default=",".join(PRECISIONS))
+    p.add_argument("--preprocess", default="host",
+                   help="host, in_graph or host,in_graph: also bench bundles exported with preprocess_in_graph "
+                        "(camera policies: the frames' cast/normalize/resize in the engine, rows marked so)")
     p.add_argument("--out", type=Path)
     p.add_argument("--readme", type=Path, help="the README whose results block is rewritten (default: "
                                                 "benchmarks/README.md; none with --quick)")
@@ -139,6 +164,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.backends = tuple(b for b in args.backends.split(",") if b != "lerobot" or _lerobot_importable())
     args.precisions = tuple(args.precisions.split(","))
+    args.preprocess = tuple(args.preprocess.split(","))
     args.out = args.out or HERE / "results" / ("quick" if args.quick else "")
     if args.readme is None and not args.quick:
         args.readme = HERE / "README.md"

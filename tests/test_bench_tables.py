@@ -47,3 +47,15 @@ def test_policy_selection():
         assert "nosuch" in str(e)
     else:
         raise AssertionError("an unknown policy type was accepted")
+
+
+def test_machine_line_per_machine():
+    """Configs merged from runs on two machines: one line each, naming its configs and run dates."""
+    def rep(cpu, when):
+        return {"machine": {"cpu": cpu, "cores": 2, "cpu_flags": ["avx2"], "gemm_peak_gflops": 1.0,
+                            "versions": {}}, "run": {"started": when}}
+
+    one = tables._machines({"a": rep("X", "2026-12-03T20:17+00:00"), "b": rep("X", "2026-12-03T20:20+00:00")})
+    assert one == [one[0]] and one[0].startswith("Machine: X, 2 cores")
+    two = tables._machines({"a": rep("X", "d1"), "b": rep("Y", "d2"), "c": {"machine": rep("X", "")["machine"]}})
+    assert len(two) == 2 and "Configs: a (d1), c (date not recorded)" in two[0] and "b (d2)" in two[1]

@@ -7,8 +7,8 @@ nothing is left to tighten (then the export fails with the last report, as witho
                                                                       (plan.end_to_end.loop_graphs; when
                                                                       none is declared, or all are fp32: all)
 Each time a graph is tightened it goes one step along LEVELS: the converter's own check made stricter
-(cosine STRICT_COSINE on STRICT_FEEDS calibration feeds besides the seeded ones: ONNX Runtime's Q/DQ moves
-more nodes back to fp32, OpenVINO keeps a more accurate mode), then the graph in fp32.
+(cosine STRICT_COSINE; ONNX Runtime's Q/DQ on STRICT_FEEDS calibration feeds besides the seeded ones, moving
+more nodes back to fp32; OpenVINO on its own check set, keeping a more accurate mode), then the graph in fp32.
 
 Cost (export time): at most MAX_ROUNDS extra rounds, each one conversion of the graphs it tightens plus one
 full validation (the same seeded inputs as the first, so a bundle that passes here passes `validate_bundle`):

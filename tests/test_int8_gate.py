@@ -64,3 +64,21 @@ def test_pi0_int8_onnx_passes_the_end_to_end_gate(tmp_path):
     rounds = m["quantization"]["denoise"]["rounds"]
     assert rounds[0]["gate"] == "pass" and len(rounds) >= 2
     assert "sampled_chunk" in rounds[1]["why"] and rounds[-1]["gate"] == "pass"
+
+
+def test_fallback_picks_the_failing_graphs_then_the_loop_graphs_then_all():
+    """Which graphs a round tightens, from the gate's lines (pure logic: no export)."""
+    from types import SimpleNamespace
+
+    from lerobot_edge.exporters.precision_fallback import LEVELS, _to_tighten
+    from lerobot_edge.policies.plan import ChunkCheck
+
+    graphs = [SimpleNamespace(name=n) for n in ("vision", "prefix", "denoise")]
+    plan = SimpleNamespace(graphs=graphs, end_to_end=ChunkCheck(lambda b, r: [], 0, loop_graphs=("denoise",)))
+    ok = ["ok   vision.x: ...", "ok   prefix.k: ...", "ok   denoise.v: ..."]
+    chunk = {"lines": [*ok, "FAIL sampled_chunk.action: cosine 0.99"]}
+    assert set(_to_tighten(chunk, plan, {})) == {"denoise"}
+    assert set(_to_tighten(chunk, plan, {"denoise": len(LEVELS)})) == {"vision", "prefix"}
+    held = {"lines": [*ok, "FAIL prefix@recorded.k: cosine 0.99", "FAIL sampled_chunk.action: cosine 0.99"]}
+    assert set(_to_tighten(held, plan, {})) == {"prefix"}   # a graph's own failure first
+    assert _to_tighten(held, plan, {"prefix": len(LEVELS)}) == {}   # fp32 and still failing: nothing left

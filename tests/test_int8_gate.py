@@ -70,7 +70,7 @@ def test_fallback_picks_the_failing_graphs_then_the_loop_graphs_then_all():
     """Which graphs a round tightens, from the gate's lines (pure logic: no export)."""
     from types import SimpleNamespace
 
-    from lerobot_edge.exporters.precision_fallback import LEVELS, _to_tighten
+    from lerobot_edge.exporters.precision_fallback import LEVELS, _next_level, _to_tighten
     from lerobot_edge.policies.plan import ChunkCheck
 
     graphs = [SimpleNamespace(name=n) for n in ("vision", "prefix", "denoise")]
@@ -82,3 +82,5 @@ def test_fallback_picks_the_failing_graphs_then_the_loop_graphs_then_all():
     held = {"lines": [*ok, "FAIL prefix@recorded.k: cosine 0.99", "FAIL sampled_chunk.action: cosine 0.99"]}
     assert set(_to_tighten(held, plan, {})) == {"prefix"}   # a graph's own failure first
     assert _to_tighten(held, plan, {"prefix": len(LEVELS)}) == {}   # fp32 and still failing: nothing left
+    assert _next_level({"check_cosine": 0.9996, "min_cosine": 0.9995}, 0) == 1   # a stricter check first
+    assert _next_level({"check_cosine": 0.9976, "min_cosine": 0.9995}, 0) == len(LEVELS)   # missed its own bar

@@ -8,7 +8,8 @@ nothing is left to tighten (then the export fails with the last report, as witho
                                                                       none is declared, or all are fp32: all)
 Each time a graph is tightened it goes one step along LEVELS: the converter's own check made stricter
 (cosine STRICT_COSINE; ONNX Runtime's Q/DQ on STRICT_FEEDS calibration feeds besides the seeded ones, moving
-more nodes back to fp32; OpenVINO on its own check set, keeping a more accurate mode), then the graph in fp32.
+more nodes back to fp32; OpenVINO on its own check set, keeping a more accurate mode), then the graph in fp32
+(at once when the converter's first try already missed its own bar after its rounds).
 
 Cost (export time): at most MAX_ROUNDS extra rounds, each one conversion of the graphs it tightens plus one
 full validation (the same seeded inputs as the first, so a bundle that passes here passes `validate_bundle`):
@@ -62,7 +63,7 @@ class PrecisionFallback:
             if not why:
                 break
             for name, reason in why.items():
-                level[name] = level.get(name, 0) + 1
+                level[name] = _next_level(quantization.get(name) or {}, level.get(name, 0))
                 options = LEVELS[level[name] - 1]
                 progress.step(f"precision fallback round {round_}: graph '{name}' again with {options} ({reason})")
                 history = (quantization.get(name) or {}).get("rounds", [])
@@ -90,6 +91,13 @@ def _to_tighten(report: dict, plan, level: dict[str, int]) -> dict[str, str]:
     if loop:
         return {n: f"{chunk} (the graph runs once per step of the host loop)" for n in loop}
     return {n: f"{chunk} (the loop graphs are fp32 or none is declared)" for n in open_}
+
+
+def _next_level(record: dict, level: int) -> int:
+    """One step along LEVELS; straight to fp32 when the converter already missed its own bar (it ran out of
+    rounds: a stricter bar would end in the same graph, one wasted round)."""
+    missed = record.get("check_cosine") is not None and record["check_cosine"] < record.get("min_cosine", 0.0)
+    return len(LEVELS) if missed else level + 1
 
 
 def _fail_line(report: dict, entry: str) -> str | None:

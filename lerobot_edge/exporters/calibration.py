@@ -30,6 +30,8 @@ MAX_OBSERVATIONS = 32     # observations run through the policy
 MAX_FEEDS = 64            # feeds kept per graph (evenly over what was recorded: every step of a trajectory kind)
 MAX_EPISODES = 4          # dataset episodes sampled (each decoded whole)
 SEED = 0                  # the runtime's noise seed while recording
+HELD_OUT = 8              # recorded feeds per graph kept out of the int8 ranges (at most a quarter): the
+                          # converters' checks and the export gate's `<graph>@recorded` entries run on them
 
 Episodes = list[list[dict[str, Any]]]
 
@@ -88,6 +90,12 @@ def _from_dataset(root: Path, keys: set[str], limit: int) -> Episodes:
     if not any(episodes):
         raise ObservationError(f"calibration {root}: the dataset has no frames")
     return episodes
+
+
+def split_held_out(feeds: list) -> tuple[list, list]:
+    """A graph's recorded feeds -> (calibration feeds, held-out feeds: the last min(HELD_OUT, N // 4))."""
+    held = min(HELD_OUT, len(feeds) // 4)
+    return feeds[:len(feeds) - held], feeds[len(feeds) - held:]
 
 
 def _spread(n: int, k: int) -> list[int]:

@@ -25,19 +25,26 @@ from .onnx_precision import save_like
 log = logging.getLogger(__name__)
 QUANTIZED_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
 SYNTHETIC_SAMPLES = 32
-CHECK_COSINE = 0.9995   # against the fp32 graph on the calibration feeds: margin under the export gate's 0.999
+CHECK_COSINE = 0.9995   # against the fp32 graph on check_feeds: margin under the export gate's 0.999
 MAX_ROUNDS = 6
-CHECK_FEEDS = 4   # feeds the check runs on (the sensitivity probe: the first one)
+CHECK_FEEDS = 4   # calibration feeds the check runs on (the sensitivity probe: the first check feed)
+SEEDED_CHECKS = (2, 2, 2, 1)   # batch sizes of the seeded sample inputs the check adds (the gate's: 2, then 1)
+CHECK_SEED = 1    # not the gate's seed: the check predicts the gate, it does not replay it
 MAX_PROBED = 64   # up to this many candidates, each node's cost is measured end to end
 
 
-def calibration_feeds(spec: GraphSpec, options: dict) -> list[dict[str, np.ndarray]]:
-    """Batch-1 feeds of graph `spec`: the calibration flow's real ones, else seeded synthetic draws."""
+def calibration_feeds(spec: GraphSpec, options: dict) -> tuple[list[dict[str, np.ndarray]], list, str]:
+    """Batch-1 feeds of graph `spec` -> (calibration feeds, held-out recorded feeds, source): the calibration
+    flow's real ones (the last few held out of the ranges: exporters/calibration.held_out), else seeded
+    synthetic draws (nothing held out)."""
+    from .calibration import split_held_out
+
     samples = options.get("calibration_samples")
     if samples is not None:
         feeds = list(samples(spec.name))
         if feeds:
-            return [{i.name: np.asarray(f[i.name]) for i in spec.inputs} for f in feeds]
+            calib, held = split_held_out([{i.name: np.asarray(f[i.name]) for i in spec.inputs} for f in feeds])
+            return calib, held, "observations"
         log.warning("no calibration samples for graph %r; falling back to synthetic inputs", spec.name)
     sampler = options.get("sample_inputs")
     if sampler is None:
@@ -46,7 +53,17 @@ def calibration_feeds(spec: GraphSpec, options: dict) -> list[dict[str, np.ndarr
     log.warning("int8 calibration of graph %r on synthetic inputs; pass --calibration with recorded observations "
                 "for accuracy on the robot", spec.name)
     rng = np.random.default_rng(0)
-    return [sampler(rng, 1) for _ in range(SYNTHETIC_SAMPLES)]
+    return [sampler(rng, 1) for _ in range(SYNTHETIC_SAMPLES)], [], "synthetic"
+
+
+def check_feeds(feeds: list, held: list, options: dict) -> list[dict[str, np.ndarray]]:
+    """What the Q/DQ graph must reproduce the fp32 graph on: the first calibration feeds, the held-out recorded
+    ones, and the graph's seeded sample inputs at the gate's batch sizes (a batch-2 output of a few values, e.g.
+    TDMPC's value G (B,), has a cosine that batch-1 feeds never test: 1.0 on a scalar)."""
+    sampler = options.get("sample_inputs")
+    rng = np.random.default_rng(CHECK_SEED)
+    seeded = [sampler(rng, b) for b in SEEDED_CHECKS] if sampler is not None else []
+    return feeds[:int(options.get("int8_check_feeds", CHECK_FEEDS))] + held + seeded
 
 
 class _Reader:
@@ -66,55 +83,84 @@ class _Reader:
 
 
 def write_qdq(path: Path, spec: GraphSpec, options: dict) -> dict:
-    """Quantize the ONNX at `path` to int8 Q/DQ in place (same file names); -> a summary (ops quantized, kept fp32,
-    calibration source and sample count, the check's cosine). When the Q/DQ graph falls short of CHECK_COSINE
-    against the fp32 graph on the calibration feeds, the quarter of quantized nodes that cost the most accuracy
-    (_sensitivity_order, measured once) go back to fp32 per round, up to MAX_ROUNDS rounds."""
+    """Quantize the ONNX at `path` to int8 Q/DQ in place (same file names); -> its record, also put in
+    `options["quantization"][graph]` when given (the manifest's section): mode ("qdq", or "fp32" with
+    `options["int8_mode"] == "fp32"`, the export gate's last fallback), calibration source and sample count, the
+    nodes quantized and kept fp32, the check's bar and cosine. When the Q/DQ graph falls short of the check
+    (`options["int8_check_cosine"]`, default CHECK_COSINE) against the fp32 graph on check_feeds, the quarter of
+    quantized nodes that cost the most accuracy (_sensitivity_order, measured once) go back to fp32 per round,
+    up to MAX_ROUNDS rounds."""
     import onnx
 
     from .onnx_islands import select_fp32_islands
 
-    feeds = calibration_feeds(spec, options)
+    feeds, held, source = calibration_feeds(spec, options)
     model = onnx.load(str(path), load_external_data=False)
     islands = set(select_fp32_islands(model)["nodes"])
     weights = {t.name for t in model.graph.initializer}
     heavy = [n for n in model.graph.node if n.op_type in QUANTIZED_OPS]
+    record = {"calibration": source, "calibration_samples": len(feeds), "held_out": len(held)}
+    if options.get("int8_mode") == "fp32":
+        record.update(mode="fp32", quantized=0, kept_fp32=sorted(n.name for n in heavy), fallback_fp32=[])
+        return _publish(spec, options, record)
     # weight GEMMs / convolutions only: attention's activation x activation MatMuls stay fp32 (quantizing both
     # operands from a few calibration samples costs more accuracy than the gate allows)
     exclude = sorted(n.name for n in heavy if n.name in islands or len(n.input) < 2 or n.input[1] not in weights)
     quantize = [n.name for n in heavy if n.name not in exclude]
+    check, bar = check_feeds(feeds, held, options), float(options.get("int8_check_cosine", CHECK_COSINE))
+    quantize, cos = _checked_rounds(path, model, feeds, check, quantize, exclude, bar)
+    q = onnx.load(str(path), load_external_data=False)
+    ops = [n.op_type for n in q.graph.node]
+    record.update(mode="qdq", quantize_linear=ops.count("QuantizeLinear"),
+                  dequantize_linear=ops.count("DequantizeLinear"), quantized=len(quantize),
+                  kept_fp32=sorted({n.name for n in heavy} - set(quantize)),
+                  fallback_fp32=sorted(set(n.name for n in heavy) - set(quantize) - set(exclude)),
+                  check_samples=len(check), min_cosine=bar, check_cosine=round(float(cos), 6))
+    log.info("%s: int8 Q/DQ %s", path.name, {k: v for k, v in record.items() if "fp32" not in k})
+    return _publish(spec, options, record)
+
+
+def _publish(spec: GraphSpec, options: dict, record: dict) -> dict:
+    if options.get("quantization") is not None:
+        options["quantization"][spec.name] = record
+    return record
+
+
+def _checked_rounds(path: Path, model, feeds, check, quantize: list[str], exclude: list[str], bar: float
+                    ) -> tuple[list[str], float]:
+    """Quantize `path` in place, moving the costliest nodes back to fp32 per round until the check's worst
+    cosine reaches `bar` (or MAX_ROUNDS) -> (the nodes left quantized, the check's cosine)."""
+    import onnx
+
     tmp = path.with_name(f".{path.stem}.qdq{os.getpid()}.onnx")
     cache = path.with_name(f".{path.stem}.ranges{os.getpid()}.json")
-    check = feeds[:CHECK_FEEDS]
     reference, order = _run_all(path, model, check, False), None
     try:
         for round_ in range(MAX_ROUNDS + 1):
             _quantize(path, tmp, feeds, quantize, exclude, cache)
             qmodel = onnx.load(str(tmp), load_external_data=False)
-            got = _run_all(tmp, qmodel, check, False)
-            cos = min(_cos(reference[o.name][k], got[o.name][k]) for o in model.graph.output
-                      for k in range(len(check)))
-            if cos >= CHECK_COSINE or round_ == MAX_ROUNDS or not quantize:
+            cos = _worst(model, reference, _run_all(tmp, qmodel, check, False))
+            if cos >= bar or round_ == MAX_ROUNDS or not quantize:
                 break
             if order is None:   # once: the nodes by how much accuracy each costs
-                order = _sensitivity_order(path, tmp, model, qmodel, feeds, quantize, exclude, cache, reference)
+                order = _sensitivity_order(path, tmp, model, qmodel, feeds, check, quantize, exclude, cache,
+                                           reference)
             k = max(1, len(quantize) // 4)
             worst = sorted([n for n in order if n in quantize][:k])
-            log.info("%s: Q/DQ cosine %.5f < %.4f; keeping %s in fp32", path.name, cos, CHECK_COSINE, worst)
+            log.info("%s: Q/DQ cosine %.5f < %g; keeping %s in fp32", path.name, cos, bar, worst)
             quantize = [n for n in quantize if n not in worst]
             exclude = sorted({*exclude, *worst})
         save_like(onnx.load(str(tmp)), path)
     finally:
         for f in (tmp, tmp.with_name(tmp.name + ".data"), cache, path.with_name(_PROBE)):
             f.unlink(missing_ok=True)
-    q = onnx.load(str(path), load_external_data=False)
-    ops = [n.op_type for n in q.graph.node]
-    summary = {"quantize_linear": ops.count("QuantizeLinear"), "dequantize_linear": ops.count("DequantizeLinear"),
-               "quantized": len(quantize), "kept_fp32": exclude, "check_cosine": round(float(cos), 6),
-               "calibration": "observations" if options.get("calibration_samples") else "synthetic",
-               "calibration_samples": len(feeds)}
-    log.info("%s: int8 Q/DQ %s", path.name, {k: v for k, v in summary.items() if k != "kept_fp32"})
-    return summary
+    return quantize, cos
+
+
+def _worst(model, reference, got) -> float:
+    """The worst cosine over every graph output and check feed."""
+    return min(_cos(reference[o.name][k], got[o.name][k]) for o in model.graph.output
+               for k in range(len(reference[o.name])))
 
 
 def _quantize(path: Path, out: Path, feeds, quantize: list[str], exclude: list[str], cache: Path) -> None:
@@ -161,22 +207,21 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / den) if den > 0 else float(np.array_equal(a, b))
 
 
-def _sensitivity_order(path: Path, tmp: Path, model, qmodel, feeds, quantize: list[str], exclude: list[str],
-                       cache: Path, reference) -> list[str]:
+def _sensitivity_order(path: Path, tmp: Path, model, qmodel, feeds, check, quantize: list[str],
+                       exclude: list[str], cache: Path, reference) -> list[str]:
     """Quantized nodes, most costly first. Small graphs (<= MAX_PROBED candidates): each node quantized alone,
     ranked by the graph outputs' cosine (end to end: an error early in a conditioning path is amplified
     downstream, which no local measure sees); larger ones: by the error each node adds to its own output."""
     import onnx
 
     if len(quantize) > MAX_PROBED:
-        inside = _run_all(path, model, feeds[:1], True)
-        return _most_sensitive(model, quantize, inside, _run_all(tmp, qmodel, feeds[:1], True), len(quantize))
-    check, cos = feeds[:CHECK_FEEDS], {}
+        inside = _run_all(path, model, check[:1], True)
+        return _most_sensitive(model, quantize, inside, _run_all(tmp, qmodel, check[:1], True), len(quantize))
+    cos = {}
     for node in quantize:
         _quantize(path, tmp, feeds, [node], sorted({*exclude, *quantize} - {node}), cache)
-        got = _run_all(tmp, onnx.load(str(tmp), load_external_data=False), check, False)
-        cos[node] = min(_cos(reference[o.name][k], got[o.name][k]) for o in model.graph.output
-                        for k in range(len(check)))
+        cos[node] = _worst(model, reference, _run_all(tmp, onnx.load(str(tmp), load_external_data=False), check,
+                                                      False))
     return sorted(cos, key=cos.get)
 
 

@@ -13,9 +13,10 @@ from ..bundle import BundleWriter, GraphSpec
 
 log = logging.getLogger(__name__)
 SYNTHETIC_SAMPLES = 32     # calibration feeds drawn from the graph's sampler when no data is given
-SYNTHETIC_CHECKS = 8       # seeded sample inputs every int8 mode must also reproduce (the export gate's kind;
-                           # 3 let TDMPC's encoder pass here at 0.99959 and fail the gate at 0.99709)
-HELD_OUT = 8               # recorded feeds kept out of the calibration set to check the result on
+# batch sizes of the seeded sample inputs every int8 mode must also reproduce (the export gate's kind: batch 2,
+# then 1; 3 batch-1 draws let TDMPC's encoder pass here at 0.99959 and fail the gate at 0.99709, and only a
+# batch-2 draw tests the cosine of TDMPC's value G (B,), 1.0 on a scalar)
+SYNTHETIC_CHECKS = (2, 2, 2, 1, 1, 1, 1, 1)
 
 
 def convert_openvino(spec: GraphSpec, writer: BundleWriter, precision: str, options: dict) -> GraphSpec:
@@ -27,8 +28,13 @@ def convert_openvino(spec: GraphSpec, writer: BundleWriter, precision: str, opti
     if precision == "int8":
         from .ov_int8 import quantize_int8
 
+        from .ov_int8 import CHECK_COSINE, MODES
+
         calibration, check, source = _feeds(spec, options)
-        model, record = quantize_int8(ov, model, spec.name, calibration, check, source)
+        # the export gate's fallback (exporters/precision_fallback.py): a stricter check, or no int8 mode at all
+        modes = () if options.get("int8_mode") == "fp32" else MODES
+        model, record = quantize_int8(ov, model, spec.name, calibration, check, source,
+                                      float(options.get("int8_check_cosine", CHECK_COSINE)), modes)
         options.setdefault("quantization", {})[spec.name] = record
     xml = f"openvino/{spec.name}.xml"
     ov.save_model(model, str(writer.abspath(xml)), compress_to_fp16=precision in ("fp16", "bf16"))
@@ -39,14 +45,16 @@ def convert_openvino(spec: GraphSpec, writer: BundleWriter, precision: str, opti
 
 def _feeds(spec: GraphSpec, options: dict) -> tuple[list[dict], list[dict], str]:
     """(calibration feeds, check feeds, where the calibration came from), batch 1 each."""
+    from .calibration import split_held_out
+
     sampler = options["sample_inputs"]
     check_rng = np.random.default_rng(1)
-    check = [sampler(check_rng, 1) for _ in range(SYNTHETIC_CHECKS)]
+    check = [sampler(check_rng, b) for b in SYNTHETIC_CHECKS]
     recorded = options.get("calibration_samples")
     feeds = list(recorded(spec.name)) if recorded is not None else []
     if feeds:
-        held = min(HELD_OUT, len(feeds) // 4)
-        return feeds[:len(feeds) - held] or feeds, feeds[len(feeds) - held:] + check, "observations"
+        calibration, held = split_held_out(feeds)
+        return calibration, held + check, "observations"
     log.warning("int8 calibration of graph '%s' on synthetic inputs; pass calibration= (a LeRobot dataset or "
                 "an .npz of observations) for ranges that match the robot's data", spec.name)
     rng = np.random.default_rng(0)

@@ -35,11 +35,13 @@ F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 
 
 def quantize_int8(ov, model, graph: str, calibration: list[dict[str, np.ndarray]],
-                  check: list[dict[str, np.ndarray]], source: str) -> tuple[Any, dict]:
+                  check: list[dict[str, np.ndarray]], source: str, min_cosine: float = CHECK_COSINE,
+                  modes: tuple[str, ...] | None = None) -> tuple[Any, dict]:
     """`model` (fp32 ov.Model) -> (the model to save, the manifest record of graph `graph`).
 
     calibration: graph feeds (name -> array, batch 1 each) that set the activation ranges; check: feeds the
-    result must reproduce the fp32 model on (held-out recorded feeds and the graph's seeded sample inputs)."""
+    result must reproduce the fp32 model on (held-out recorded feeds and the graph's seeded sample inputs, at
+    batch 2 and 1); min_cosine: the check's bar; modes: those tried, in order (None: MODES; (): fp32)."""
     try:
         import nncf
     except ImportError as e:
@@ -48,8 +50,8 @@ def quantize_int8(ov, model, graph: str, calibration: list[dict[str, np.ndarray]
     core = ov.Core()
     reference = _outputs(core, model, check)
     record: dict[str, Any] = {"calibration": source, "calibration_samples": len(calibration),
-                              "check_samples": len(check), "min_cosine": CHECK_COSINE, "tried": {}}
-    for mode in MODES:
+                              "check_samples": len(check), "min_cosine": min_cosine, "tried": {}}
+    for mode in MODES if modes is None else modes:
         try:
             candidate = _MODES[mode](nncf, model.clone(), calibration)
             cos, err = _agreement(reference, _outputs(core, candidate, check))
@@ -58,13 +60,13 @@ def quantize_int8(ov, model, graph: str, calibration: list[dict[str, np.ndarray]
             record["tried"][mode] = {"error": " ".join(str(e).split())[-300:]}
             continue
         record["tried"][mode] = {"cosine": round(cos, 7), "max_abs": float(f"{err:.4g}")}
-        if cos >= CHECK_COSINE:
+        if cos >= min_cosine:
             log.info("int8 %s: %s (cosine %.6f vs fp32)", graph, mode, cos)
             return candidate, {**record, "mode": mode, **_requires(mode)}
         log.warning("int8 %s: %s reaches cosine %.6f < %g against fp32; trying the next mode", graph, mode, cos,
-                    CHECK_COSINE)
+                    min_cosine)
     log.warning("int8 %s: no int8 mode meets cosine %g on the check inputs: the graph stays fp32", graph,
-                CHECK_COSINE)
+                min_cosine)
     return model, {**record, "mode": "fp32"}
 
 

@@ -50,19 +50,13 @@ def export_bundle(source: str | Path, output: str | Path | None, target: str = "
         progress.step(f"building {ckpt.policy_type} modules and loading weights (strict)")
         plan = build_plan(ckpt, **plan_options)
         _write_files(plan, writer, tokenizer, progress)
-        quantization: dict = {}
         specs = _trace_graphs(plan, writer, precision, opset, progress)
         writer.write_stats(plan.stats)
         renames = _rename_map(ckpt, plan, rename_map)
         fp32_manifest = {**_manifest(ckpt, plan, specs, "onnx", "fp32", opset), "rename_map": renames}
         samples = _calibration(calibration, plan, writer, fp32_manifest, progress)
-        specs = _convert_graphs(plan, specs, writer, tgt, precision, samples, quantization, progress)
-        manifest = _manifest(ckpt, plan, specs, target, precision, opset)
-        if quantization:   # per graph: the int8 mode kept (or fp32 fallback), the calibration source, the check
-            manifest["quantization"] = quantization
-        manifest["rename_map"] = renames
-        if validate:
-            manifest["validation"] = _validate(plan, specs, writer, manifest, tgt, precision, accept_accuracy, progress)
+        manifest = _convert_and_validate(ckpt, plan, specs, writer, tgt, precision, opset, samples, renames,
+                                         validate, accept_accuracy, progress)
         path = writer.finish(manifest)
     except BaseException:
         writer.abort()
@@ -134,6 +128,32 @@ def _calibration(source, plan, writer: BundleWriter, manifest: dict, progress: P
     return calibration_samples(source, staged, keys)
 
 
+def _convert_and_validate(ckpt, plan, specs: list[GraphSpec], writer: BundleWriter, tgt: TargetSpec, precision: str,
+                          opset: int, samples, renames: dict, validate: bool, accept: bool, progress: Progress) -> dict:
+    """Every graph converted for the target, the bundle validated -> the manifest. A calibrated precision gated
+    without accept_accuracy validates with the per-graph fallback (exporters/precision_fallback.py: the graphs
+    that fail converted again more conservatively, up to fp32, a bounded number of rounds)."""
+    quantization: dict = {}   # per graph: the int8 mode kept (or fp32), the calibration source, the checks
+    gated = validate and not accept and precision in CALIBRATED and tgt.convert
+    fallback = _fallback(plan, specs, writer, tgt, precision, samples, quantization) if gated else None
+    try:
+        specs = _convert_graphs(plan, specs, writer, tgt, precision, samples, quantization, progress)
+        manifest = _manifest(ckpt, plan, specs, tgt.name, precision, opset)
+        if quantization:
+            manifest["quantization"] = quantization
+        manifest["rename_map"] = renames
+        if validate:
+            recorded = _held_out(samples) if precision in CALIBRATED else None
+
+            def gate() -> dict:
+                return _validate(plan, specs, writer, manifest, tgt, precision, accept, progress, recorded)
+            manifest["validation"] = gate() if fallback is None else fallback.run(plan, gate, quantization, progress)
+        return manifest
+    finally:
+        if fallback is not None:
+            fallback.close()
+
+
 def _convert_graphs(plan, specs: list[GraphSpec], writer: BundleWriter, tgt: TargetSpec, precision: str, samples,
                     quantization: dict, progress: Progress) -> list[GraphSpec]:
     """Each ONNX graph to the target's artefacts. Converter options: `sample_inputs` (the graph's seeded
@@ -146,10 +166,38 @@ def _convert_graphs(plan, specs: list[GraphSpec], writer: BundleWriter, tgt: Tar
     out = []
     for g, spec in zip(plan.graphs, specs):
         progress.step(f"converting graph '{g.name}' for {tgt.name} ({precision})")
-        options = {"sample_inputs": g.sample_inputs, "quantization": quantization,
-                   **({"calibration_samples": samples} if samples is not None else {})}
-        out.append(convert(tgt, spec, writer, precision, options))
+        out.append(convert(tgt, spec, writer, precision, _options(g, samples, quantization)))
     return out
+
+
+def _options(g, samples, quantization: dict, extra: dict | None = None) -> dict:
+    return {"sample_inputs": g.sample_inputs, "quantization": quantization,
+            **({"calibration_samples": samples} if samples is not None else {}), **(extra or {})}
+
+
+def _fallback(plan, specs: list[GraphSpec], writer: BundleWriter, tgt: TargetSpec, precision: str, samples,
+              quantization: dict):
+    """The gate-driven per-graph fallback of a calibrated precision (exporters/precision_fallback.py), with the
+    fp32 ONNX of `specs` kept before the converters rewrite it: reconverts one graph with stricter options."""
+    from .precision_fallback import PrecisionFallback
+    from .targets import convert
+
+    by_name = {g.name: (g, s) for g, s in zip(plan.graphs, specs)}
+
+    def reconvert(name: str, extra: dict) -> None:
+        g, spec = by_name[name]
+        convert(tgt, spec, writer, precision, _options(g, samples, quantization, extra))
+    return PrecisionFallback(specs, writer, reconvert)
+
+
+def _held_out(samples):
+    """graph name -> its held-out recorded feeds (those the converters did not set ranges on); None without
+    calibration data."""
+    if samples is None:
+        return None
+    from .calibration import split_held_out
+
+    return lambda name: split_held_out(list(samples(name)))[1]
 
 
 def _flops(g) -> int | None:
@@ -168,9 +216,9 @@ def _flops(g) -> int | None:
 
 
 def _validate(plan, specs: list[GraphSpec], writer: BundleWriter, manifest: dict, tgt: TargetSpec, precision: str,
-              accept: bool, progress: Progress) -> dict:
+              accept: bool, progress: Progress, recorded=None) -> dict:
     """The staged bundle on the target's backend (TensorRT: the fp32 ONNX on ONNX Runtime here; the engine is
-    checked on the device by `selftest`)."""
+    checked on the device by `selftest`); `recorded`: validate_graphs' held-out recorded feeds."""
     backend = tgt.validate_with or tgt.backend
     staged = Bundle(writer.stage, {**manifest, "files": writer.files})
     if tgt.validate_with:
@@ -178,10 +226,10 @@ def _validate(plan, specs: list[GraphSpec], writer: BundleWriter, manifest: dict
         checked = specs if typed else [dataclasses.replace(sp, tolerance=g.tolerance)
                                        for sp, g in zip(specs, plan.graphs)]
         report = validate_graphs(plan, checked, staged, backend, {}, precision if typed else "fp32", accept, writer,
-                                 progress)
+                                 progress, recorded if typed else None)
         report["engine"] = f"not built here: run `lerobot-edge selftest BUNDLE --backend {tgt.backend}` on the device"
         return report
-    return validate_graphs(plan, specs, staged, backend, {}, precision, accept, writer, progress)
+    return validate_graphs(plan, specs, staged, backend, {}, precision, accept, writer, progress, recorded)
 
 
 def _rename_map(ckpt, plan, extra: dict | None) -> dict[str, str]:

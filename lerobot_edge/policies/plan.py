@@ -73,12 +73,15 @@ class ChunkCheck:
     runtime on the engine vs the same runtime on our PyTorch modules, over `calls(bundle, rng) -> [Call]`.
 
     `graphs`/`runtime_kind`: the reference modules and the runtime that runs them when they differ from the
-    exported ones (a fused Diffusion bundle is checked against the stepped loop)."""
+    exported ones (a fused Diffusion bundle is checked against the stepped loop). `loop_graphs`: the exported
+    graphs the host loop calls once per sampler step, whose error compounds over the steps (a chunk that fails
+    with every graph passing is tightened there first: exporters/precision_fallback.py); () = every graph."""
 
     calls: Callable[[Any, np.random.Generator], list[Call]]
     seed: int
     graphs: list[GraphPlan] | None = None
     runtime_kind: str | None = None
+    loop_graphs: tuple[str, ...] = ()
 
 
 @dataclass

@@ -107,5 +107,5 @@ def _chunk_calls(bundle: Bundle, rng: np.random.Generator) -> list[Call]:
     return calls + [Call(obs, {"noise": noise, **left}, {"rtc": m, "seed": CHECK_SEED}) for m in modes]
 
 
-# the ExportPlan.end_to_end of a flow-matching VLA
-FLOW_CHUNK_CHECK = ChunkCheck(_chunk_calls, CHECK_SEED)
+# the ExportPlan.end_to_end of a flow-matching VLA (the denoise graphs run once per Euler step)
+FLOW_CHUNK_CHECK = ChunkCheck(_chunk_calls, CHECK_SEED, loop_graphs=("denoise", "denoise_rtc"))

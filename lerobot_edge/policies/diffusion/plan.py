@@ -86,5 +86,6 @@ def build_plan(ckpt: Checkpoint, fuse_loop: bool = False) -> ExportPlan:
         runtime=runtime,
         legacy_stats=ckpt.legacy_stats, noise_shape=["batch", cfg.horizon, cfg.action_dim],
         # the sampled chunk with shared noise, engine vs the stepped loop on PyTorch (also for a fused bundle)
-        end_to_end=ChunkCheck(_chunk_calls, CHECK_SEED, graphs=graphs, runtime_kind="diffusion"),
+        end_to_end=ChunkCheck(_chunk_calls, CHECK_SEED, graphs=graphs, runtime_kind="diffusion",
+                              loop_graphs=("denoise",)),
     )

@@ -177,5 +177,6 @@ def build_plan(ckpt: Checkpoint, vlm: str | None = None) -> ExportPlan:
                       runtime=runtime_settings(cfg, prompts),
                       noise_shape=["batch", cfg.action_horizon, cfg.max_action_dim],
                       extra={"tokenizer": cfg.eagle_dir, "vlm": cfg.eagle_dir, "base": cfg.base_source},
-                      end_to_end=ChunkCheck(_chunk_calls, CHECK_SEED), extra_files={FREQS_FILE: _write_freqs(cfg)},
+                      end_to_end=ChunkCheck(_chunk_calls, CHECK_SEED, loop_graphs=("denoise",)),
+                      extra_files={FREQS_FILE: _write_freqs(cfg)},
                       frame_steps=FrameSteps(normalize=False, fuse=False))

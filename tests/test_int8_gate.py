@@ -1,0 +1,86 @@
+"""int8 exports meet their own gate (issue #16): the converters check on gate-like inputs, the export's per-graph
+precision fallback (exporters/precision_fallback.py) tightens the graphs that still fail, and the manifest says
+what runs in int8, what in fp32 and why. Real exports of tiny checkpoints on ONNX Runtime."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lerobot_edge import export
+from lerobot_edge.testing.checkpoints.pi import tiny_pi0
+from lerobot_edge.testing.checkpoints.tdmpc import tiny as tiny_tdmpc
+
+
+def _manifest(bundle) -> dict:
+    return json.loads((bundle / "manifest.json").read_text())
+
+
+def test_tdmpc_int8_onnx_passes_the_gate_through_the_fallback(tmp_path, monkeypatch):
+    """With the converter's check on batch-1 calibration feeds only (what it did before), TDMPC's value graph
+    passes it (G (B,) is a scalar per feed) and fails the gate's batch-2 cosine (0.99852): the fallback converts
+    that graph again, stricter, and the bundle ships; every round is in the manifest."""
+    monkeypatch.setattr("lerobot_edge.exporters.onnx_qdq.SEEDED_CHECKS", ())
+    b = export(tiny_tdmpc(tmp_path / "ckpt"), tmp_path / "b", "onnx", precision="int8")
+    m = _manifest(b)
+    assert m["validation"]["passed"] is True
+    q = m["quantization"]
+    assert set(q) == {g["name"] for g in m["graphs"]}
+    for name, rec in q.items():   # the ORT Q/DQ record, the OpenVINO one's shape
+        assert rec["mode"] in ("qdq", "fp32") and rec["calibration"] == "synthetic", (name, rec)
+        assert isinstance(rec["kept_fp32"], list) and rec["rounds"][0]["round"] == 0
+        assert rec["rounds"][-1]["gate"] == "pass"
+    rounds = q["value"]["rounds"]
+    assert rounds[0]["gate"].startswith("FAIL value.") and len(rounds) >= 2
+    assert rounds[1]["options"] and rounds[1]["why"].startswith("FAIL value.")
+    assert len(q["encoder"]["rounds"]) == 1   # a graph that passed is left as it was
+
+
+@pytest.mark.slow
+def test_int8_onnx_with_calibration_is_gated_on_held_out_recorded_feeds(act_tiny_checkpoint, tmp_path):
+    """--calibration: the last recorded feeds are kept out of the ranges and gated, in `validation.recorded`."""
+    rng = np.random.default_rng(3)
+    np.savez(tmp_path / "obs.npz", **{"observation.state": rng.normal(size=(12, 6)).astype(np.float32),
+                                      "observation.images.top": rng.integers(0, 256, (12, 48, 64, 3), np.uint8)})
+    b = export(act_tiny_checkpoint, tmp_path / "b", "onnx", policy_type="act", precision="int8",
+               calibration=str(tmp_path / "obs.npz"))
+    m = _manifest(b)
+    rec = m["validation"]["recorded"]["act"]
+    assert rec["passed"] and rec["trials"] == 3   # 12 feeds: 3 held out
+    assert any(line.startswith("ok   act@recorded.") for line in m["validation"]["lines"])
+    q = m["quantization"]["act"]
+    assert q["calibration"] == "observations" and q["calibration_samples"] == 9 and q["held_out"] == 3
+
+
+@pytest.mark.slow
+def test_pi0_int8_onnx_passes_the_end_to_end_gate(tmp_path):
+    """pi0's denoise graph passes per graph but its error compounds over the Euler steps (sampled_chunk
+    cosine 0.9968 with the first conversion): the fallback tightens the loop graph until the chunk passes."""
+    b = export(tiny_pi0(tmp_path / "ckpt"), tmp_path / "b", "onnx", precision="int8")
+    m = _manifest(b)
+    assert m["validation"]["passed"] is True and m["validation"]["graphs"]["sampled_chunk"]["passed"]
+    rounds = m["quantization"]["denoise"]["rounds"]
+    assert rounds[0]["gate"] == "pass" and len(rounds) >= 2
+    assert "sampled_chunk" in rounds[1]["why"] and rounds[-1]["gate"] == "pass"
+
+
+def test_fallback_picks_the_failing_graphs_then_the_loop_graphs_then_all():
+    """Which graphs a round tightens, from the gate's lines (pure logic: no export)."""
+    from types import SimpleNamespace
+
+    from lerobot_edge.exporters.precision_fallback import LEVELS, _next_level, _to_tighten
+    from lerobot_edge.policies.plan import ChunkCheck
+
+    graphs = [SimpleNamespace(name=n) for n in ("vision", "prefix", "denoise")]
+    plan = SimpleNamespace(graphs=graphs, end_to_end=ChunkCheck(lambda b, r: [], 0, loop_graphs=("denoise",)))
+    ok = ["ok   vision.x: ...", "ok   prefix.k: ...", "ok   denoise.v: ..."]
+    chunk = {"lines": [*ok, "FAIL sampled_chunk.action: cosine 0.99"]}
+    assert set(_to_tighten(chunk, plan, {})) == {"denoise"}
+    assert set(_to_tighten(chunk, plan, {"denoise": len(LEVELS)})) == {"vision", "prefix"}
+    held = {"lines": [*ok, "FAIL prefix@recorded.k: cosine 0.99", "FAIL sampled_chunk.action: cosine 0.99"]}
+    assert set(_to_tighten(held, plan, {})) == {"prefix"}   # a graph's own failure first
+    assert _to_tighten(held, plan, {"prefix": len(LEVELS)}) == {}   # fp32 and still failing: nothing left
+    assert _next_level({"check_cosine": 0.9996, "min_cosine": 0.9995}, 0) == 1   # a stricter check first
+    assert _next_level({"check_cosine": 0.9976, "min_cosine": 0.9995}, 0) == len(LEVELS)   # missed its own bar

@@ -84,14 +84,17 @@ def row(name: str, r: dict, eager: tuple[str | None, str]) -> list[str]:
     """One table row: measured figures, or the reason the variant did not run."""
     acc = r.get("accuracy") or {}
     in_graph = r.get("preprocess", "host") != "host"   # a preprocess_in_graph bundle: its own row
-    cells = [name, r["backend"], r["precision"] + (" (preprocess in graph)" if in_graph else "")]
+    fp32 = acc.get("fp32_graphs") if r["precision"] in ("int8", "fp8") else None   # what the bundle left in fp32
+    cells = [name, r["backend"], r["precision"] + (f" (fp32: {', '.join(fp32)})" if fp32 else "")
+             + (" (preprocess in graph)" if in_graph else "")]
     if r.get("skipped"):
         return cells + [f"not measured: {r['skipped']}"[:160]] + [""] * (len(HEAD) - 4)
     key, label = eager
     vs = f"x{r[key]:.2f} ({label})" if key and key in r else "-"
     share = "-" if r.get("host_share") is None else f"{100 * r['host_share']:.2f}"
     bf16 = "-" if r.get("bf16_roofline_fraction") is None else f"{100 * r['bf16_roofline_fraction']:.0f}"
-    return cells + [f"{r['stages']['total']['p50_ms']:.1f}", vs, _num(acc.get("min_cosine"), ".6f"),
+    below = " (below the export gate)" if acc.get("passed") is False else ""
+    return cells + [f"{r['stages']['total']['p50_ms']:.1f}", vs, _num(acc.get("min_cosine"), ".6f") + below,
                     _num(acc.get("max_abs"), ".2e"), _num(acc.get("chunk_max_abs"), ".2e"), share, bf16]
 
 

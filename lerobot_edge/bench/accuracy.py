@@ -11,8 +11,8 @@ CHUNK_CHECKS = ("sampled_chunk", "chunk")   # validation entries that run the wh
 
 
 def accuracy_summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """-> {"passed", "precision", "min_cosine", "max_abs", "chunk_max_abs", "chunk_cosine"} (None where the
-    record has no figure, e.g. validation skipped)."""
+    """-> {"passed", "precision", "fp32_graphs", "min_cosine", "max_abs", "chunk_max_abs", "chunk_cosine"} (None
+    where the record has no figure, e.g. validation skipped)."""
     val = manifest.get("validation") or {}
     graphs = val.get("graphs") or {}
     per_graph, chunk = [], []
@@ -21,7 +21,10 @@ def accuracy_summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
         (chunk if name in CHUNK_CHECKS else per_graph).extend(outs)
     if not chunk and len(graphs) == 1:   # ACT, SAC: the one graph's output is the chunk
         chunk = per_graph
+    quant = manifest.get("quantization") or {}
     return {"passed": val.get("passed"), "precision": val.get("precision", manifest.get("precision")),
+            # graphs an int8 bundle kept in fp32 (the converter's check or the gate's fallback)
+            "fp32_graphs": sorted(g for g, r in quant.items() if isinstance(r, Mapping) and r.get("mode") == "fp32"),
             "min_cosine": _worst(per_graph, "cosine", min), "max_abs": _worst(per_graph, "max_abs", max),
             "chunk_max_abs": _worst(chunk, "max_abs", max), "chunk_cosine": _worst(chunk, "cosine", min)}
 

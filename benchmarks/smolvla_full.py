@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Full-size SmolVLA on this machine: export time and peak memory, then chunk latency of eager PyTorch (our
-modules, fp32 and bf16 autocast) vs onnxruntime (fp32) vs OpenVINO (fp32 and bf16 inference precision).
+modules, fp32 and bf16 autocast) vs onnxruntime (fp32) vs OpenVINO (fp32, bf16 inference precision, and an int8
+bundle: NNCF, calibrated on recorded observations, each graph's mode chosen by its accuracy check).
 
 The VLM is SmolVLM2-500M-Video-Instruct's architecture (config.json written from its known sizes, synthetic
 tokenizer with the real 49,280 entries: the Hub is unreachable here), truncated to SmolVLA's 16 layers; random
@@ -10,6 +11,8 @@ weights in LeRobot's layout (timing does not depend on trained weights). Policy:
 One process per step and per backend (never two fp32 copies of the model in one process): `all` runs
   prepare  -> WORK/vlm, WORK/checkpoint, WORK/inputs.npz (observation + noise)
   export   -> WORK/bundle (ONNX, validate=False: the per-backend runs below compare their chunks with eager's)
+  export-int8 -> WORK/bundle-openvino-int8 (OpenVINO int8, calibrated on WORK/calibration.npz: jittered copies of
+             the observation; the manifest's `quantization` says which mode each graph kept)
   latency  -> WORK/latency-<backend>.json, one process each; torch first (its chunk is the reference on disk)
 and prints a markdown table. `--iters` chunks after one warm-up (default 3: keep it small on a shared machine).
 """
@@ -28,7 +31,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 CAMERAS = {"observation.images.top": (3, 480, 640), "observation.images.wrist": (3, 480, 640)}
-BACKENDS = ("torch", "torch-bf16", "onnxruntime", "openvino", "openvino-bf16")
+BACKENDS = ("torch", "torch-bf16", "onnxruntime", "openvino", "openvino-bf16", "openvino-int8")
+HOST = ("preprocess", "sampler", "postprocess")   # the host stages (numpy) around the engine calls
+CALIBRATION_FRAMES = 8
 
 
 def peak_rss_gb() -> float:
@@ -64,6 +69,27 @@ def export(work: Path) -> dict:
             name = p.name.split(".")[0]
             onnx[name] = onnx.get(name, 0.0) + p.stat().st_size / 2 ** 30
     return {"seconds": seconds, "peak_rss_gb": peak_rss_gb(), "onnx_gb": onnx, "torch_threads": torch.get_num_threads()}
+
+
+def export_int8(work: Path) -> dict:
+    """The OpenVINO int8 bundle, calibrated on CALIBRATION_FRAMES observations (the prepared one with its frames
+    shifted and jittered: random weights have no dataset) run through the runtime's own preprocessing."""
+    from lerobot_edge import export as export_bundle
+
+    obs, _ = _inputs(work)
+    rng = np.random.default_rng(1)
+    frames = {k: np.stack([np.clip(np.roll(v, 8 * i, axis=1).astype(np.int16) + rng.integers(-12, 13, v.shape),
+                                   0, 255).astype(np.uint8) for i in range(CALIBRATION_FRAMES)])
+              for k, v in obs.items() if k.startswith("observation.images")}
+    state = obs["observation.state"] + 0.1 * rng.standard_normal((CALIBRATION_FRAMES, 6)).astype(np.float32)
+    np.savez(work / "calibration.npz", **frames, **{"observation.state": state},
+             task=np.array([obs["task"]] * CALIBRATION_FRAMES))
+    t0 = time.perf_counter()
+    out = export_bundle(work / "checkpoint", work / "bundle-openvino-int8", "openvino", precision="int8",
+                        validate=False, calibration=str(work / "calibration.npz"), overwrite=True)
+    manifest = json.loads((out / "manifest.json").read_text())
+    modes = {g: {k: r.get(k) for k in ("mode", "tried")} for g, r in (manifest.get("quantization") or {}).items()}
+    return {"seconds": time.perf_counter() - t0, "peak_rss_gb": peak_rss_gb(), "modes": modes}
 
 
 def _inputs(work: Path) -> tuple[dict, np.ndarray]:
@@ -107,7 +133,8 @@ def latency(work: Path, backend: str, iters: int) -> dict:
     else:
         name, _, prec = backend.partition("-")
         opts = {"precision": "bf16"} if prec == "bf16" else {}
-        policy = load_policy(work / "bundle", name, backend_options=opts, allow_unvalidated=True)
+        bundle = work / ("bundle-openvino-int8" if prec == "int8" else "bundle")
+        policy = load_policy(bundle, name, backend_options=opts, allow_unvalidated=True)
     load_s = time.perf_counter() - t0
     obs, noise = _inputs(work)
     chunks, timings = [], []
@@ -136,24 +163,33 @@ def _run_step(work: Path, step: str, *extra: str) -> dict:
 def table(results: dict) -> str:
     exp = results["export"]
     lines = [f"export: {exp['seconds']:.0f} s, peak RSS {exp['peak_rss_gb']:.1f} GiB, files "
-             + ", ".join(f"{k} {v:.2f} GiB" for k, v in exp["onnx_gb"].items()), "",
+             + ", ".join(f"{k} {v:.2f} GiB" for k, v in exp["onnx_gb"].items())]
+    if "export-int8" in results:
+        q = results["export-int8"]
+        lines.append(f"export OpenVINO int8: {q['seconds']:.0f} s, peak RSS {q['peak_rss_gb']:.1f} GiB, modes "
+                     + ", ".join(f"{g} {r['mode']}" for g, r in q["modes"].items()))
+    lines += ["",
              "| backend | load s | peak RSS GiB | vision p50 ms | prefix p50 ms | denoise x10 p50 ms | chunk p50 ms | "
-             "chunk max ms | max err vs torch fp32 (normalized) |", "|---|---|---|---|---|---|---|---|---|"]
+             "chunk max ms | host ms (% of engine) | max err vs torch fp32 (normalized) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for b in BACKENDS:
         r = results.get(b)
         if r is None:
             continue
         t = {k: float(np.median(v)) for k, v in r["timings_ms"].items()}
+        host = sum(t.get(k, 0.0) for k in HOST)
+        engine = sum(v for k, v in t.items() if k not in (*HOST, "total"))
         lines.append(f"| {b} | {r['load_s']:.1f} | {r['peak_rss_gb']:.1f} | {t.get('vision', 0):.0f} | "
                      f"{t.get('prefix', 0):.0f} | {t.get('denoise', 0):.0f} | {t['total']:.0f} | "
-                     f"{max(r['timings_ms']['total']):.0f} | {r.get('max_err_vs_torch_fp32', float('nan')):.2g} |")
+                     f"{max(r['timings_ms']['total']):.0f} | {host:.1f} ({100 * host / max(engine, 1e-9):.2f}) | "
+                     f"{r.get('max_err_vs_torch_fp32', float('nan')):.2g} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=REPO / ".cache" / "smolvla-full")
-    ap.add_argument("step", choices=("prepare", "export", "latency", "all"))
+    ap.add_argument("step", choices=("prepare", "export", "export-int8", "latency", "all"))
     ap.add_argument("--backend", choices=BACKENDS)
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--backends", default=",".join(BACKENDS))
@@ -166,7 +202,10 @@ def main() -> None:
         if not (work / "checkpoint" / "model.safetensors").is_file():
             results["prepare"] = _run_step(work, "prepare", *(["--tiny"] if args.tiny else []))
         results["export"] = _run_step(work, "export")
-        for b in args.backends.split(","):
+        backends = args.backends.split(",")
+        if "openvino-int8" in backends:
+            results["export-int8"] = _run_step(work, "export-int8")
+        for b in backends:
             results[b] = _run_step(work, "latency", "--backend", b, "--iters", str(args.iters))
         (work / "results.json").write_text(json.dumps(results, indent=2))
         print(table(results))
@@ -174,7 +213,9 @@ def main() -> None:
     if args.step == "latency":
         res, name = latency(work, args.backend, args.iters), f"latency-{args.backend}"
     else:
-        res, name = (prepare(work, args.tiny) if args.step == "prepare" else export(work)), args.step
+        steps = {"prepare": lambda: prepare(work, args.tiny), "export": lambda: export(work),
+                 "export-int8": lambda: export_int8(work)}
+        res, name = steps[args.step](), args.step
     (work / f"{name}.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res))
 

@@ -25,7 +25,7 @@ from .onnx_precision import save_like
 log = logging.getLogger(__name__)
 QUANTIZED_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
 SYNTHETIC_SAMPLES = 32
-CHECK_COSINE = 0.9995   # against the fp32 graph on check_feeds: margin under the export gate's 0.999
+CHECK_COSINE = 0.9993   # against the fp32 graph on check_feeds: margin over the export gate's 0.999 (as ov_int8)
 MAX_ROUNDS = 6
 CHECK_FEEDS = 4   # calibration feeds the check runs on (the sensitivity probe: the first check feed)
 SEEDED_CHECKS = (2, 2, 2, 1)   # batch sizes of the seeded sample inputs the check adds (the gate's: 2, then 1)

@@ -3,6 +3,7 @@
     python benchmarks/tables.py                                   # every policy's standard config(s)
     python benchmarks/tables.py --policies act --quick            # a smoke run: 3 rounds, results/quick/
     python benchmarks/tables.py --policies act --tiny --quick --out /tmp/t --readme /tmp/t/README.md
+    python benchmarks/tables.py --render-only                     # the README block from results/*.json
 
 For each config (benchmarks/configs.py; `--tiny`: the tests' tiny checkpoints): write the checkpoint (random
 weights, LeRobot's layout), run the bench over LeRobot's own policy (when `lerobot` imports here), our modules
@@ -121,19 +122,29 @@ def summary(reports: dict[str, dict]) -> str:
 
 def _machines(reports: dict[str, dict]) -> list[str]:
     """One line per machine the merged configs ran on (configs refreshed alone may come from another session's
-    machine), naming its configs and when they ran: ratios compare within a config's run only."""
-    groups: dict[str, list[str]] = {}
+    machine: same CPU model, flags and versions = one machine), its GEMM probes (the range over its runs), its
+    configs and when they ran: ratios compare within a config's run only."""
+    groups: dict[str, dict] = {}
     for name, rep in reports.items():
         m = rep["machine"]
-        bf16 = m.get("bf16_gemm_peak_gflops")
-        key = (f"{m['cpu']}, {m['cores']} cores, flags {', '.join(m['cpu_flags'])}; GEMM probes: fp32 "
-               f"{m['gemm_peak_gflops']} GFLOP/s, bf16 {bf16 if bf16 else '-'} GFLOP/s"
-               + (f" ({m.get('bf16_gemm_probe')})" if bf16 else "") + f"; versions {m['versions']}")
-        when = (rep.get("run") or {}).get("started", "date not recorded")
-        groups.setdefault(key, []).append(f"{name} ({when})")
-    if len(groups) == 1:
-        return [f"Machine: {next(iter(groups))}."]
-    return [f"Machine {i + 1}: {key}. Configs: {', '.join(names)}." for i, (key, names) in enumerate(groups.items())]
+        key = f"{m['cpu']}, {m['cores']} cores, flags {', '.join(m['cpu_flags'])}; versions {m['versions']}"
+        g = groups.setdefault(key, {"fp32": [], "bf16": [], "probe": m.get("bf16_gemm_probe"), "configs": []})
+        g["fp32"].append(m["gemm_peak_gflops"])
+        if m.get("bf16_gemm_peak_gflops"):
+            g["bf16"].append(m["bf16_gemm_peak_gflops"])
+        g["configs"].append(f"{name} ({(rep.get('run') or {}).get('started', 'date not recorded')})")
+    lines = []
+    for k, (key, g) in enumerate(groups.items()):
+        label = "Machine" if len(groups) == 1 else f"Machine {k + 1}"
+        bf16 = f"{_span(g['bf16'])} GFLOP/s ({g['probe']})" if g["bf16"] else "-"
+        lines.append(f"{label}: {key}; GEMM probes: fp32 {_span(g['fp32'])} GFLOP/s, bf16 {bf16}. "
+                     f"Configs: {', '.join(g['configs'])}.")
+    return lines
+
+
+def _span(values: list[float]) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
 
 
 def update_readme(text: str, readme: Path) -> None:
@@ -164,6 +175,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                                                 "benchmarks/README.md; none with --quick)")
     p.add_argument("--workdir", type=Path, help="keep checkpoints and bundles here (default: a temporary dir)")
     p.add_argument("--no-readme", action="store_true", help="do not rewrite a README")
+    p.add_argument("--render-only", action="store_true",
+                   help="run nothing: rewrite SUMMARY.md and the README block from the results/*.json on disk")
     args = p.parse_args(argv)
     args.backends = tuple(b for b in args.backends.split(",") if b != "lerobot" or _lerobot_importable())
     args.precisions = tuple(args.precisions.split(","))
@@ -171,7 +184,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args.out = args.out or HERE / "results" / ("quick" if args.quick else "")
     if args.readme is None and not args.quick:
         args.readme = HERE / "README.md"
-    args.names = (args.configs.split(",") if args.configs else
+    args.names = ([] if args.render_only else args.configs.split(",") if args.configs else
                   configs.select(args.policies.split(",") if args.policies else None, tiny=args.tiny))
     return args
 

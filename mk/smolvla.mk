@@ -4,7 +4,7 @@
 #                         RTC into .cache/reference/lerobot-0.6.1-smolvla-<key>/ (key: script, fixture and env
 #                         hashes); its path goes to .cache/reference/current-smolvla
 #   make smolvla-parity   the parity tests against those references (tests/test_parity_smolvla.py)
-#   make smolvla-full     full-size (SmolVLM2-500M) export + chunk latency eager / onnxruntime / openvino fp32, bf16
+#   make smolvla-full     full-size (SmolVLM2-500M) export + chunk latency eager / onnxruntime / openvino fp32, bf16, int8
 #                         (benchmarks/smolvla_full.py; ~20 GB disk-backed temp, one process per backend)
 
 # the script and every module it imports (tests/test_reference_sources.py checks it)

@@ -50,12 +50,13 @@ def test_policy_selection():
 
 
 def test_machine_line_per_machine():
-    """Configs merged from runs on two machines: one line each, naming its configs and run dates."""
-    def rep(cpu, when):
-        return {"machine": {"cpu": cpu, "cores": 2, "cpu_flags": ["avx2"], "gemm_peak_gflops": 1.0,
+    """Configs merged from runs on two machines: one line each (probes as the range over the machine's runs),
+    naming its configs and run dates."""
+    def rep(cpu, when, gflops=1.0):
+        return {"machine": {"cpu": cpu, "cores": 2, "cpu_flags": ["avx2"], "gemm_peak_gflops": gflops,
                             "versions": {}}, "run": {"started": when}}
 
-    one = tables._machines({"a": rep("X", "2026-12-03T20:17+00:00"), "b": rep("X", "2026-12-03T20:20+00:00")})
-    assert one == [one[0]] and one[0].startswith("Machine: X, 2 cores")
+    one = tables._machines({"a": rep("X", "2026-12-03T20:17+00:00"), "b": rep("X", "2026-12-03T20:20+00:00", 2.0)})
+    assert len(one) == 1 and one[0].startswith("Machine: X, 2 cores") and "fp32 1-2 GFLOP/s" in one[0]
     two = tables._machines({"a": rep("X", "d1"), "b": rep("Y", "d2"), "c": {"machine": rep("X", "")["machine"]}})
     assert len(two) == 2 and "Configs: a (d1), c (date not recorded)" in two[0] and "b (d2)" in two[1]

@@ -85,7 +85,7 @@ def row(name: str, r: dict, eager: tuple[str | None, str]) -> list[str]:
     """One table row: measured figures, or the reason the variant did not run."""
     acc = r.get("accuracy") or {}
     in_graph = r.get("preprocess", "host") != "host"   # a preprocess_in_graph bundle: its own row
-    fp32 = acc.get("fp32_graphs") if r["precision"] in ("int8", "fp8") else None   # what the bundle left in fp32
+    fp32 = acc.get("fp32_graphs") if r["precision"] != "fp32" else None   # what the gate kept in fp32
     cells = [name, r["backend"], r["precision"] + (f" (fp32: {', '.join(fp32)})" if fp32 else "")
              + (" (preprocess in graph)" if in_graph else "")]
     if r.get("skipped"):

@@ -77,6 +77,8 @@ class TargetSpec:
     validate_with: str | None = None  # when `backend` cannot run at export (TensorRT needs the device's GPU)
     graph_precisions: tuple[str, ...] = ()   # precisions its ONNX carries (validated as shipped on validate_with)
     refused: Mapping[str, str] = field(default_factory=dict)   # precision -> why it is refused at export
+    # precisions whose graphs the export gate may send back towards fp32 one by one (exporters/precision_fallback)
+    fallback: tuple[str, ...] = ("int8",)
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ TARGETS: dict[str, TargetSpec] = {t.name: t for t in (
                refused={"fp8": _FP8, "bf16": "bf16 ONNX graphs do not run on ONNX Runtime's CPU or CUDA providers; "
                                             "use --target openvino --precision bf16 (CPU) or --target trt"}),
     TargetSpec("openvino", "openvino", ("fp32", "bf16", "fp16", "int8"),
-               "lerobot_edge.exporters.openvino:convert_openvino"),
+               "lerobot_edge.exporters.openvino:convert_openvino", fallback=("int8", "bf16", "fp16")),
     TargetSpec("trt", "tensorrt", ("fp32", "fp16", "bf16", "int8"),
                "lerobot_edge.exporters.tensorrt:write_build_plan", validate_with="onnxruntime",
                graph_precisions=("fp16", "int8"), refused={"fp8": _FP8}),

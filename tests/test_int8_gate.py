@@ -9,7 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from lerobot_edge import export
+from lerobot_edge import export, load_policy
+from lerobot_edge.exporters import targets
 from lerobot_edge.testing.checkpoints.pi import tiny_pi0
 from lerobot_edge.testing.checkpoints.tdmpc import tiny as tiny_tdmpc
 
@@ -84,3 +85,17 @@ def test_fallback_picks_the_failing_graphs_then_the_loop_graphs_then_all():
     assert _to_tighten(held, plan, {"prefix": len(LEVELS)}) == {}   # fp32 and still failing: nothing left
     assert _next_level({"check_cosine": 0.9996, "min_cosine": 0.9995}, 0) == 1   # a stricter check first
     assert _next_level({"check_cosine": 0.9976, "min_cosine": 0.9995}, 0) == len(LEVELS)   # missed its own bar
+
+
+def test_openvino_bf16_graph_below_the_gate_goes_to_fp32(act_tiny_checkpoint, tmp_path, monkeypatch):
+    """bf16 has no stricter conversion: a graph below the gate (forced here with a cosine bar only fp32 meets)
+    is written uncompressed, recorded as mode fp32, compiled f32 by the backend, and the bundle ships; a bf16
+    graph that passes keeps no record (the bf16 bundles of every other test)."""
+    monkeypatch.setitem(targets.REDUCED_PRECISION_TOLERANCE, "min_cosine", 0.9999999)
+    b = export(act_tiny_checkpoint, tmp_path / "b", "openvino", policy_type="act", precision="bf16")
+    m = _manifest(b)
+    q = m["quantization"]["act"]
+    assert m["validation"]["passed"] is True and m["precision"] == "bf16"
+    assert q["mode"] == "fp32" and [r["gate"] for r in q["rounds"]] == ["pass"]
+    policy = load_policy(b, backend="openvino")
+    assert policy.sessions["act"].precision_hint == "f32"

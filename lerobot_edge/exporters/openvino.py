@@ -21,7 +21,9 @@ SYNTHETIC_CHECKS = (2, 2, 2, 1, 1, 1, 1, 1)
 
 def convert_openvino(spec: GraphSpec, writer: BundleWriter, precision: str, options: dict) -> GraphSpec:
     """Write openvino/<graph>.xml/.bin (weights fp16-compressed only for fp16/bf16 bundles). int8: the mode kept
-    for the graph (w8a8, int8_weights or fp32) goes into `options["quantization"][graph]` when that dict is given."""
+    for the graph (w8a8, int8_weights or fp32) goes into `options["quantization"][graph]` when that dict is given;
+    fp16/bf16 with options["graph_precision"] == "fp32" (the gate's fallback): the graph uncompressed, recorded
+    there as mode "fp32" (the backend compiles it with an f32 hint)."""
     import openvino as ov
 
     model = ov.convert_model(str(writer.abspath(spec.file)))
@@ -36,8 +38,12 @@ def convert_openvino(spec: GraphSpec, writer: BundleWriter, precision: str, opti
         model, record = quantize_int8(ov, model, spec.name, calibration, check, source,
                                       float(options.get("int8_check_cosine", CHECK_COSINE)), modes)
         options.setdefault("quantization", {})[spec.name] = record
+    reduced = precision in ("fp16", "bf16")
+    if reduced and options.get("graph_precision") == "fp32":   # the export gate's fallback: this graph in fp32
+        reduced = False
+        options.setdefault("quantization", {})[spec.name] = {"mode": "fp32", "precision": precision}
     xml = f"openvino/{spec.name}.xml"
-    ov.save_model(model, str(writer.abspath(xml)), compress_to_fp16=precision in ("fp16", "bf16"))
+    ov.save_model(model, str(writer.abspath(xml)), compress_to_fp16=reduced)
     writer.add(xml, "openvino")
     writer.add(xml[:-4] + ".bin", "openvino")
     return dataclasses.replace(spec, artifacts={**spec.artifacts, "openvino": xml})

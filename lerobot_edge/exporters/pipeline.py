@@ -134,12 +134,12 @@ def _convert_and_validate(ckpt, plan, specs: list[GraphSpec], writer: BundleWrit
     without accept_accuracy validates with the per-graph fallback (exporters/precision_fallback.py: the graphs
     that fail converted again more conservatively, up to fp32, a bounded number of rounds)."""
     quantization: dict = {}   # per graph: the int8 mode kept (or fp32), the calibration source, the checks
-    gated = validate and not accept and precision in CALIBRATED and tgt.convert
+    gated = validate and not accept and precision in tgt.fallback and tgt.convert
     fallback = _fallback(plan, specs, writer, tgt, precision, samples, quantization) if gated else None
     try:
         specs = _convert_graphs(plan, specs, writer, tgt, precision, samples, quantization, progress)
         manifest = _manifest(ckpt, plan, specs, tgt.name, precision, opset)
-        if quantization:
+        if quantization or fallback is not None:   # the live record: the backends read it (a graph sent to fp32)
             manifest["quantization"] = quantization
         manifest["rename_map"] = renames
         if validate:
@@ -148,6 +148,8 @@ def _convert_and_validate(ckpt, plan, specs: list[GraphSpec], writer: BundleWrit
             def gate() -> dict:
                 return _validate(plan, specs, writer, manifest, tgt, precision, accept, progress, recorded)
             manifest["validation"] = gate() if fallback is None else fallback.run(plan, gate, quantization, progress)
+        if not manifest.get("quantization", True):
+            del manifest["quantization"]   # nothing was quantized or sent to fp32
         return manifest
     finally:
         if fallback is not None:
@@ -179,7 +181,7 @@ def _fallback(plan, specs: list[GraphSpec], writer: BundleWriter, tgt: TargetSpe
               quantization: dict):
     """The gate-driven per-graph fallback of a calibrated precision (exporters/precision_fallback.py), with the
     fp32 ONNX of `specs` kept before the converters rewrite it: reconverts one graph with stricter options."""
-    from .precision_fallback import PrecisionFallback
+    from .precision_fallback import FLOAT_LEVELS, LEVELS, PrecisionFallback
     from .targets import convert
 
     by_name = {g.name: (g, s) for g, s in zip(plan.graphs, specs)}
@@ -187,7 +189,7 @@ def _fallback(plan, specs: list[GraphSpec], writer: BundleWriter, tgt: TargetSpe
     def reconvert(name: str, extra: dict) -> None:
         g, spec = by_name[name]
         convert(tgt, spec, writer, precision, _options(g, samples, quantization, extra))
-    return PrecisionFallback(specs, writer, reconvert)
+    return PrecisionFallback(specs, writer, reconvert, LEVELS if precision in CALIBRATED else FLOAT_LEVELS)
 
 
 def _held_out(samples):

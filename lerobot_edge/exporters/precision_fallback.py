@@ -1,4 +1,5 @@
-"""The export gate's precision fallback for calibrated precisions (int8): when the validation fails, the graphs
+"""The export gate's precision fallback (int8 everywhere; bf16/fp16 on OpenVINO: registry TargetSpec.fallback):
+when the validation fails, the graphs
 that fail are converted again, more conservatively, and the bundle is validated again, until it passes or
 nothing is left to tighten (then the export fails with the last report, as without the fallback).
 
@@ -9,7 +10,8 @@ nothing is left to tighten (then the export fails with the last report, as witho
 Each time a graph is tightened it goes one step along LEVELS: the converter's own check made stricter
 (cosine STRICT_COSINE; ONNX Runtime's Q/DQ on STRICT_FEEDS calibration feeds besides the seeded ones, moving
 more nodes back to fp32; OpenVINO on its own check set, keeping a more accurate mode), then the graph in fp32
-(at once when the converter's first try already missed its own bar after its rounds).
+(at once when the converter's first try already missed its own bar after its rounds). bf16/fp16 have one
+level, FLOAT_LEVELS: the graph in fp32.
 
 Cost (export time): at most MAX_ROUNDS extra rounds, each one conversion of the graphs it tightens plus one
 full validation (the same seeded inputs as the first, so a bundle that passes here passes `validate_bundle`):
@@ -32,6 +34,8 @@ from ..bundle import BundleWriter, GraphSpec
 STRICT_COSINE = 0.99999
 STRICT_FEEDS = 16
 LEVELS = ({"int8_check_cosine": STRICT_COSINE, "int8_check_feeds": STRICT_FEEDS}, {"int8_mode": "fp32"})
+# bf16 / fp16 (OpenVINO): no stricter conversion to try, the graph goes to fp32 (its IR uncompressed, compiled f32)
+FLOAT_LEVELS = ({"graph_precision": "fp32"},)
 MAX_ROUNDS = 3   # enough for every graph to reach fp32 when a chunk failure follows a graph failure
 
 
@@ -40,8 +44,9 @@ class PrecisionFallback:
     the gate's rounds. reconvert(graph name, converter options): convert that graph again from its fp32 ONNX,
     filling quantization[graph]."""
 
-    def __init__(self, specs: list[GraphSpec], writer: BundleWriter, reconvert: Callable[[str, dict], None]):
-        self.writer, self.reconvert = writer, reconvert
+    def __init__(self, specs: list[GraphSpec], writer: BundleWriter, reconvert: Callable[[str, dict], None],
+                 levels: tuple[dict, ...] = LEVELS):
+        self.writer, self.reconvert, self.levels = writer, reconvert, levels
         self.dir = Path(tempfile.mkdtemp(prefix=f".{writer.path.name}.fp32-", dir=writer.stage.parent))
         self.files = {s.name: [f for f in (s.file, s.file + ".data") if writer.abspath(f).is_file()] for s in specs}
         for rel in (f for fs in self.files.values() for f in fs):
@@ -59,12 +64,12 @@ class PrecisionFallback:
             record["rounds"] = [_entry(record, 0, {}, "first conversion")]
         for round_ in range(1, MAX_ROUNDS + 1):
             _verdicts(report, quantization)
-            why = {} if report["passed"] else _to_tighten(report, plan, level)
+            why = {} if report["passed"] else _to_tighten(report, plan, level, len(self.levels))
             if not why:
                 break
             for name, reason in why.items():
-                level[name] = _next_level(quantization.get(name) or {}, level.get(name, 0))
-                options = LEVELS[level[name] - 1]
+                level[name] = _next_level(quantization.get(name) or {}, level.get(name, 0), len(self.levels))
+                options = self.levels[level[name] - 1]
                 progress.step(f"precision fallback round {round_}: graph '{name}' again with {options} ({reason})")
                 history = (quantization.get(name) or {}).get("rounds", [])
                 for rel in self.files[name]:
@@ -77,10 +82,10 @@ class PrecisionFallback:
         return report
 
 
-def _to_tighten(report: dict, plan, level: dict[str, int]) -> dict[str, str]:
+def _to_tighten(report: dict, plan, level: dict[str, int], n_levels: int = len(LEVELS)) -> dict[str, str]:
     """Graph name -> why it is tightened this round (empty: nothing left to tighten)."""
     names = [g.name for g in plan.graphs]
-    open_ = [n for n in names if level.get(n, 0) < len(LEVELS)]
+    open_ = [n for n in names if level.get(n, 0) < n_levels]
     failed = {n: _fail_line(report, n) for n in open_ if _fail_line(report, n)}
     if failed or any(_fail_line(report, n) for n in names):
         return failed
@@ -93,11 +98,11 @@ def _to_tighten(report: dict, plan, level: dict[str, int]) -> dict[str, str]:
     return {n: f"{chunk} (the loop graphs are fp32 or none is declared)" for n in open_}
 
 
-def _next_level(record: dict, level: int) -> int:
+def _next_level(record: dict, level: int, n_levels: int = len(LEVELS)) -> int:
     """One step along LEVELS; straight to fp32 when the converter already missed its own bar (it ran out of
     rounds: a stricter bar would end in the same graph, one wasted round)."""
     missed = record.get("check_cosine") is not None and record["check_cosine"] < record.get("min_cosine", 0.0)
-    return len(LEVELS) if missed else level + 1
+    return n_levels if missed else level + 1
 
 
 def _fail_line(report: dict, entry: str) -> str | None:

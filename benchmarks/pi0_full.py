@@ -1,5 +1,6 @@
 """Full-size pi0 (3.3 B parameters) on this machine: export time and memory per phase, then chunk latency of
-eager PyTorch vs ONNX Runtime vs OpenVINO (fp32), one process per backend, with shared inputs and noise.
+eager PyTorch vs ONNX Runtime vs OpenVINO (fp32, and `openvino-bf16`: the fp32 IR compiled with a bf16 inference
+precision hint), one process per backend, with shared inputs and noise.
 
     python scripts/write_full_pi0.py /work/full/pi0_full                    # random weights, LeRobot layout
     /usr/bin/time -v python benchmarks/pi0_full.py export /work/full/pi0_full /work/full/bundle
@@ -98,8 +99,9 @@ def cmd_latency(args) -> dict:
 
         policy = load_torch_policy(args.bundle, args.checkpoint, threads=args.threads)
     else:
-        opts = {"threads": args.threads}
-        policy = load_policy(args.bundle, args.backend, backend_options=opts, allow_unvalidated=True)
+        name, _, precision = args.backend.partition("-")   # openvino-bf16: the fp32 IR compiled with a bf16 hint
+        opts = {"threads": args.threads, **({"precision": precision} if precision else {})}
+        policy = load_policy(args.bundle, name, backend_options=opts, allow_unvalidated=True)
     load_s = time.perf_counter() - t0
     rng = np.random.default_rng(SEED)
     obs = _observation(policy.manifest, rng)
@@ -196,7 +198,7 @@ def main() -> None:
     e.add_argument("bundle")
     lat = sub.add_parser("latency")
     lat.add_argument("bundle")
-    lat.add_argument("--backend", choices=("eager", "onnxruntime", "openvino"), required=True)
+    lat.add_argument("--backend", choices=("eager", "onnxruntime", "openvino", "openvino-bf16"), required=True)
     lat.add_argument("--checkpoint", help="eager: the checkpoint the bundle came from")
     lat.add_argument("--iters", type=int, default=2)
     lat.add_argument("--threads", type=int, default=2)

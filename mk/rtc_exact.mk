@@ -29,7 +29,7 @@ pi0-full-export: pi0-full-checkpoint
 	  export $(PI0_FULL)/pi0_full $(PI0_FULL)/bundle
 
 pi0-full-latency:
-	for b in eager onnxruntime openvino; do \
+	for b in eager onnxruntime openvino openvino-bf16; do \
 	  /usr/bin/time -v $(PY) benchmarks/pi0_full.py --json $(PI0_RESULTS)/pi0_full_latency_$$b.json latency \
 	    $(PI0_FULL)/bundle --backend $$b --checkpoint $(PI0_FULL)/pi0_full --results $(PI0_FULL)/results || exit 1; \
 	done

@@ -75,15 +75,19 @@ def test_robot_raising_on_get_observation_stops_and_raises(act_tiny_bundle, mode
 
 def test_late_and_repeated_frames_sync_hold_and_are_never_used(act_tiny_bundle):
     """max_observation_age 25 ms at 20 Hz: a stalled frame (200 ms old) and a re-delivered one (about a tick,
-    50 ms, old) are rejected; the tick holds the previous action; the others are what a fresh policy gives."""
+    50 ms, old) are rejected; the tick holds the previous action; the others are what a fresh policy gives. A
+    frame the loaded test machine itself delivered late (seen: 35 ms on 2 busy cores) is rejected as well: any
+    hold besides the glitches must be such a frame, older than the limit."""
     policy = load_policy(act_tiny_bundle)
     robot = GlitchyRobot(policy.observation_spec, 4, seed=2, late=(5, 17), twice=(9, 10))
     loop = ControlLoop(policy, robot, fps=20, mode="sync", max_observation_age=0.025)
     report = loop.run(duration=1.2)
     sources = [t["source"] for t in report["ticks"]]
     held = [i for i, s in enumerate(sources) if s == "hold"]
-    assert held == [5, 9, 10, 17], sources
-    assert report["summary"]["rejected"] == 4
+    extra = [i for i in held if i not in (5, 9, 10, 17)]
+    assert {5, 9, 10, 17} <= set(held), sources
+    assert all(report["ticks"][i]["obs_age"] > 0.025 for i in extra), [report["ticks"][i] for i in extra]
+    assert report["summary"]["rejected"] == len(held)
     reference, sent = load_policy(act_tiny_bundle), [a for _, a in robot.actions]
     for i, (frame, src) in enumerate(zip(robot.delivered, sources)):
         if src == "policy":

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from lerobot_edge import export, load_policy
 from lerobot_edge.exporters import targets
+from lerobot_edge.testing.checkpoints.act import tiny_observations
 from lerobot_edge.testing.checkpoints.pi import tiny_pi0
 from lerobot_edge.testing.checkpoints.tdmpc import tiny as tiny_tdmpc
 
@@ -42,11 +42,8 @@ def test_tdmpc_int8_onnx_passes_the_gate_through_the_fallback(tmp_path, monkeypa
 @pytest.mark.slow
 def test_int8_onnx_with_calibration_is_gated_on_held_out_recorded_feeds(act_tiny_checkpoint, tmp_path):
     """--calibration: the last recorded feeds are kept out of the ranges and gated, in `validation.recorded`."""
-    rng = np.random.default_rng(3)
-    np.savez(tmp_path / "obs.npz", **{"observation.state": rng.normal(size=(12, 6)).astype(np.float32),
-                                      "observation.images.top": rng.integers(0, 256, (12, 48, 64, 3), np.uint8)})
     b = export(act_tiny_checkpoint, tmp_path / "b", "onnx", policy_type="act", precision="int8",
-               calibration=str(tmp_path / "obs.npz"))
+               calibration=str(tiny_observations(tmp_path / "obs.npz", 12)))
     m = _manifest(b)
     rec = m["validation"]["recorded"]["act"]
     assert rec["passed"] and rec["trials"] == 3   # 12 feeds: 3 held out

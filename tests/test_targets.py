@@ -17,6 +17,7 @@ from lerobot_edge.backends.tensorrt_plan import engine_cache_key, plan_hash
 from lerobot_edge.errors import BackendUnavailableError
 from lerobot_edge.exporters import ov_int8
 from lerobot_edge.selftest import selftest
+from lerobot_edge.testing.checkpoints.act import tiny_observations
 from tiny_zoo import POLICY_TYPES, build
 
 pytest.importorskip("openvino", reason="the OpenVINO target needs openvino (pip install 'lerobot-edge[openvino]')")
@@ -58,11 +59,8 @@ def test_int8_openvino(act_tiny_checkpoint, tmp_path):
     without VNNI, where 8-bit weights saturate vpmaddubsw's int16 sums (CI failed there with cosine 0.9856;
     `ONEDNN_MAX_CPU_ISA=AVX512_CORE` is such a CPU)."""
     pytest.importorskip("nncf", reason="int8 needs NNCF (pip install nncf)")
-    rng = np.random.default_rng(3)
-    np.savez(tmp_path / "obs.npz", **{"observation.state": rng.normal(size=(10, 6)).astype(np.float32),
-                                      "observation.images.top": rng.integers(0, 256, (10, 48, 64, 3), np.uint8)})
     b = export(act_tiny_checkpoint, tmp_path / "int8", "openvino", policy_type="act", precision="int8",
-               calibration=str(tmp_path / "obs.npz"))
+               calibration=str(tiny_observations(tmp_path / "obs.npz", 10)))
     report = selftest(b)
     assert report["passed"] and report["precision"] == "int8"
     assert report["graphs"]["act"]["outputs"]["action"]["cosine"] >= ov_int8.CHECK_COSINE

@@ -76,3 +76,14 @@ def aloha(d: Path) -> Path:
     """ACT at the aloha sim insertion config: 1 camera 3x480x640, state 14, chunk 100 (LeRobot's defaults)."""
     return write_act_checkpoint(d, cameras={"observation.images.top": (3, 480, 640)}, state_dim=14, action_dim=14,
                                 with_type=True)
+
+
+def tiny_observations(path: Path, n: int, seed: int = 3) -> Path:
+    """`n` observations of the tiny ACT's features in an .npz (what `--calibration` takes): N(0, 1) states (n, 6),
+    uint8 camera frames (n, 48, 64, 3)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    np.savez(path, **{"observation.state": rng.normal(size=(n, 6)).astype(np.float32),
+                      "observation.images.top": rng.integers(0, 256, (n, 48, 64, 3), np.uint8)})
+    return Path(path)

@@ -22,6 +22,22 @@ from shared import shared  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _free_module_temp_dirs(tmp_path_factory):
+    """Remove the temp dirs a test module made with tmp_path_factory.mktemp once the module is done: a
+    full run writes ~11 GB of checkpoints and bundles (CI's disk filled up and its tests failed by the
+    hundred). A passing test's own tmp_path goes at its teardown (tmp_path_retention_policy = "failed" in
+    pyproject), a failing one's stays; so do `shared` artefacts and every test_* (tmp_path) dir."""
+    import shutil
+
+    base = tmp_path_factory.getbasetemp()
+    before = set(base.iterdir())
+    yield
+    for d in set(base.iterdir()) - before:
+        if d.is_dir() and not d.name.startswith("test_") and d.name != "shared":
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def reference_dir(pointer: str = "current", env: str = "LEROBOT_EDGE_REFERENCE_DIR") -> Path | None:
     """Where a `make parity-ref*` target put LeRobot's reference outputs: the env var first, then the path
     written in .cache/reference/<pointer> (relative to the repo root or absolute)."""

@@ -95,8 +95,8 @@ def test_resize_is_the_two_tap_sum_bit_for_bit(hw, out):
 @pytest.mark.parametrize("shape, size, center", [((1, 3, 480, 640), 512, False), ((2, 3, 96, 128), 224, True),
                                                  ((1, 3, 224, 224), 224, True), ((1, 3, 300, 200), 224, True)])
 def test_pad_resize_reuses_its_arrays_bit_for_bit(shape, size, center):
-    """kernels/image.PadResize (the VLA host path: buffers kept between calls, padding signed once) equals
-    resize_with_pad(...) * 2 - 1 on every call, also on an HWC-ordered (non-contiguous) input, and allocates
+    """kernels/image.PadResize (the VLA host path: buffers kept between calls, padding signed once) equals a
+    fresh one-shot resize_with_pad(...) * 2 - 1 (checked against torch in test_pi0/test_smolvla) on every call, also on an HWC-ordered (non-contiguous) input, and allocates
     its output once per input shape (a same-size input is never returned: the caller's array stays as it is)."""
     from lerobot_edge.kernels.image import PadResize, resize_with_pad
 

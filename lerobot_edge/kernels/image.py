@@ -112,17 +112,9 @@ def _to_signed(y: np.ndarray) -> np.ndarray:
 def resize_with_pad(img: np.ndarray, size: int, center: bool = True, pad_value: float = 0.0,
                     clamp: bool = True) -> np.ndarray:
     """(B, C, H, W) in [0, 1] -> (B, C, size, size): keep the aspect ratio, pad the rest with `pad_value`
-    (centered like openpi; padding on the top and left, image bottom-right, like SmolVLA when center=False)."""
-    b, c, h, w = img.shape
-    if (h, w) == (size, size):
-        return img.astype(np.float32, copy=False)
-    rh, rw, top, left = pad_geometry(h, w, size, center)
-    padded = np.full((b, c, size, size), pad_value, np.float32)
-    window = padded[:, :, top:top + rh, left:left + rw]
-    resize_bilinear(img, rh, rw, out=window)
-    if clamp:
-        np.clip(window, 0.0, 1.0, out=window)   # in place: the padding keeps pad_value
-    return padded
+    (centered like openpi; padding on the top and left, image bottom-right, like SmolVLA when center=False).
+    One call, a fresh array: a loop that resizes every frame keeps a PadResize instead."""
+    return PadResize(size, center, pad_value, clamp)(img)
 
 
 def pad_geometry(h: int, w: int, size: int, center: bool = True) -> tuple[int, int, int, int]:

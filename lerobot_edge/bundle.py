@@ -217,6 +217,13 @@ class Bundle:
         rels = self.manifest["files"].get(file_set)
         return bool(rels) and all(self.file(f).is_file() for f in rels)
 
+    def graph_precision(self, graph: str) -> str:
+        """The precision graph `graph` runs at: the bundle's, or fp32 for a graph the export gate's precision
+        fallback kept in fp32 (manifest quantization mode "fp32"; exporters/precision_fallback.py)."""
+        if ((self.manifest.get("quantization") or {}).get(graph) or {}).get("mode") == "fp32":
+            return "fp32"
+        return self.manifest.get("precision", "fp32")
+
     def stats(self) -> dict[str, dict[str, np.ndarray]]:
         """feature key -> stat -> float32 array; a file that is not safetensors, a non-float tensor or a
         NaN/inf value is a BundleError (LeRobot's stats are finite; a NaN would reach the robot as a NaN)."""

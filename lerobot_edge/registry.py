@@ -93,13 +93,13 @@ _FP8 = ("fp8 needs a FLOAT8E4M3 Q/DQ graph from NVIDIA Model Optimizer, whose ON
 TARGETS: dict[str, TargetSpec] = {t.name: t for t in (
     # fp16: a typed graph with fp32 islands (ONNX Runtime CUDA; runs on the CPU for the gate); int8: Q/DQ
     TargetSpec("onnx", "onnxruntime", ("fp32", "fp16", "int8"), "lerobot_edge.exporters.onnx_precision:convert_onnx",
-               refused={"fp8": _FP8, "bf16": "bf16 ONNX graphs do not run on ONNX Runtime's CPU or CUDA providers; "
+               fallback=("int8", "fp16"), refused={"fp8": _FP8, "bf16": "bf16 ONNX graphs do not run on ONNX Runtime's CPU or CUDA providers; "
                                             "use --target openvino --precision bf16 (CPU) or --target trt"}),
     TargetSpec("openvino", "openvino", ("fp32", "bf16", "fp16", "int8"),
                "lerobot_edge.exporters.openvino:convert_openvino", fallback=("int8", "bf16", "fp16")),
     TargetSpec("trt", "tensorrt", ("fp32", "fp16", "bf16", "int8"),
                "lerobot_edge.exporters.tensorrt:write_build_plan", validate_with="onnxruntime",
-               graph_precisions=("fp16", "int8"), refused={"fp8": _FP8}),
+               graph_precisions=("fp16", "int8"), fallback=("int8", "fp16"), refused={"fp8": _FP8}),
 )}
 BACKENDS: dict[str, BackendSpec] = {b.name: b for b in (
     BackendSpec("onnxruntime", "lerobot_edge.backends.onnxruntime:OnnxRuntimeBackend", ("onnx",)),

@@ -96,3 +96,39 @@ def test_openvino_bf16_graph_below_the_gate_goes_to_fp32(act_tiny_checkpoint, tm
     assert q["mode"] == "fp32" and [r["gate"] for r in q["rounds"]] == ["pass"]
     policy = load_policy(b, backend="openvino")
     assert policy.sessions["act"].precision_hint == "f32"
+
+
+def _float_dtypes(onnx_file) -> set[int]:
+    """The element types of an ONNX file's float initializers (1 = float32, 10 = float16)."""
+    import onnx
+
+    model = onnx.load(str(onnx_file), load_external_data=False)
+    return {t.data_type for t in model.graph.initializer if t.data_type in (1, 10)}
+
+
+@pytest.mark.parametrize("target", ["onnx", "trt"])
+def test_fp16_graph_below_the_gate_goes_to_fp32(act_tiny_checkpoint, tmp_path, monkeypatch, target):
+    """ONNX / TensorRT fp16: a graph below the gate (forced with a cosine bar only fp32 meets) ships as fp32
+    ONNX (no float16 weight left), recorded as mode fp32; TensorRT's build plan for it is fp32 strongly typed
+    (no FP16 flag, no islands), and ONNX Runtime loads it at fp32 (its TensorRT EP is not told fp16)."""
+    monkeypatch.setitem(targets.REDUCED_PRECISION_TOLERANCE, "min_cosine", 0.9999999)
+    b = export(act_tiny_checkpoint, tmp_path / "b", target, policy_type="act", precision="fp16")
+    m = _manifest(b)
+    q = m["quantization"]["act"]
+    assert m["validation"]["passed"] is True and m["precision"] == "fp16"
+    assert q["mode"] == "fp32" and [r["gate"] for r in q["rounds"]] == ["pass"]
+    assert _float_dtypes(b / "act.onnx") == {1}
+    if target == "trt":
+        plan = json.loads((b / "trt" / "act.plan.json").read_text())
+        assert plan["precision"] == "fp32" and plan["strongly_typed"] and "FP16" not in plan["builder_flags"]
+    else:
+        assert load_policy(b, backend="onnxruntime").sessions["act"].precision == "fp32"
+
+
+def test_fp16_graph_that_passes_stays_fp16(act_tiny_checkpoint, tmp_path):
+    """Without a forced failure the tiny ACT's fp16 ONNX passes the gate as it is: float16 weights, no record."""
+    b = export(act_tiny_checkpoint, tmp_path / "b", "onnx", policy_type="act", precision="fp16")
+    m = _manifest(b)
+    assert m["validation"]["passed"] is True and "quantization" not in m
+    assert 10 in _float_dtypes(b / "act.onnx")
+    assert load_policy(b, backend="onnxruntime").sessions["act"].precision == "fp16"

@@ -36,7 +36,7 @@ class OnnxRuntimeSession:
     """One InferenceSession; outputs in `keep` stay OrtValues (on the device for GPU providers)."""
 
     def __init__(self, ort, graph: GraphSpec, path: str, options: Mapping[str, Any], precision: str = "fp32"):
-        self.graph = graph
+        self.graph, self.precision = graph, precision
         self._ort = ort
         so = ort.SessionOptions()
         level = options.get("optimization", "all")
@@ -229,5 +229,6 @@ class OnnxRuntimeBackend(Backend):
 
     def load(self, graph: GraphSpec, bundle: Bundle, options: Mapping[str, Any]) -> OnnxRuntimeSession:
         ort = self.import_library()
+        # the TensorRT EP reduces an fp32 graph only when told: not one the export gate kept in fp32
         return OnnxRuntimeSession(ort, graph, str(bundle.file(graph.file)), options,
-                                  bundle.manifest.get("precision", "fp32"))
+                                  bundle.graph_precision(graph.name))

@@ -160,6 +160,5 @@ class OpenVINOBackend(Backend):
                 "so the converter keeps the overflow-safe mode")
         rel = graph.artifacts.get("openvino") if bundle.has_files("openvino") else None
         path = str(bundle.file(rel or graph.file))
-        # a graph the export gate kept in fp32 (manifest quantization mode "fp32") runs f32 in a bf16/fp16 bundle
-        precision = "fp32" if quant.get("mode") == "fp32" else bundle.manifest.get("precision", "fp32")
-        return OpenVINOSession(ov, graph, path, options, precision)
+        # a graph the export gate kept in fp32 runs f32 in a bf16/fp16 bundle
+        return OpenVINOSession(ov, graph, path, options, bundle.graph_precision(graph.name))

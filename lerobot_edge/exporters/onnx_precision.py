@@ -27,8 +27,19 @@ FLOAT, FLOAT16 = 1, 10   # onnx.TensorProto.FLOAT / FLOAT16
 FP16_MIN_POSITIVE, FP16_MAX = 5.96e-08, 65504.0
 
 
+def graph_precision(spec: GraphSpec, precision: str, options: dict) -> str:
+    """The precision graph `spec` is written at: the bundle's, or fp32 for an fp16/bf16 graph the export gate's
+    fallback sent back (options["graph_precision"] == "fp32", exporters/precision_fallback.py), recorded in
+    options["quantization"][graph] as mode "fp32" (backends read it: Bundle.graph_precision)."""
+    if precision in ("fp16", "bf16") and options.get("graph_precision") == "fp32":
+        options.setdefault("quantization", {})[spec.name] = {"mode": "fp32", "precision": precision}
+        return "fp32"
+    return precision
+
+
 def convert_onnx(spec: GraphSpec, writer: BundleWriter, precision: str, options: dict) -> GraphSpec:
-    """`--target onnx`: the graph rewritten at `precision` (fp32: unchanged)."""
+    """`--target onnx`: the graph rewritten at `precision` (fp32: unchanged; so is a graph the gate kept fp32)."""
+    precision = graph_precision(spec, precision, options)
     if precision == "fp16":
         write_fp16(writer.abspath(spec.file), fp16_io=bool(options.get("fp16_io", False)))
     elif precision == "int8":

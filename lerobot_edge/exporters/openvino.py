@@ -38,10 +38,9 @@ def convert_openvino(spec: GraphSpec, writer: BundleWriter, precision: str, opti
         model, record = quantize_int8(ov, model, spec.name, calibration, check, source,
                                       float(options.get("int8_check_cosine", CHECK_COSINE)), modes)
         options.setdefault("quantization", {})[spec.name] = record
-    reduced = precision in ("fp16", "bf16")
-    if reduced and options.get("graph_precision") == "fp32":   # the export gate's fallback: this graph in fp32
-        reduced = False
-        options.setdefault("quantization", {})[spec.name] = {"mode": "fp32", "precision": precision}
+    from .onnx_precision import graph_precision
+
+    reduced = graph_precision(spec, precision, options) in ("fp16", "bf16")   # fp32: the export gate's fallback
     xml = f"openvino/{spec.name}.xml"
     ov.save_model(model, str(writer.abspath(xml)), compress_to_fp16=reduced)
     writer.add(xml, "openvino")

@@ -1,4 +1,5 @@
-"""The export gate's precision fallback (int8 everywhere; bf16/fp16 on OpenVINO: registry TargetSpec.fallback):
+"""The export gate's precision fallback (int8 everywhere; fp16 on ONNX and TensorRT; bf16/fp16 on OpenVINO:
+registry TargetSpec.fallback):
 when the validation fails, the graphs
 that fail are converted again, more conservatively, and the bundle is validated again, until it passes or
 nothing is left to tighten (then the export fails with the last report, as without the fallback).
@@ -34,7 +35,8 @@ from ..bundle import BundleWriter, GraphSpec
 STRICT_COSINE = 0.99999
 STRICT_FEEDS = 16
 LEVELS = ({"int8_check_cosine": STRICT_COSINE, "int8_check_feeds": STRICT_FEEDS}, {"int8_mode": "fp32"})
-# bf16 / fp16 (OpenVINO): no stricter conversion to try, the graph goes to fp32 (its IR uncompressed, compiled f32)
+# fp16 / bf16: no stricter conversion to try, the graph goes to fp32 (onnx_precision.graph_precision: an fp32
+# ONNX, an fp32 TensorRT build plan, an uncompressed OpenVINO IR compiled f32)
 FLOAT_LEVELS = ({"graph_precision": "fp32"},)
 MAX_ROUNDS = 3   # enough for every graph to reach fp32 when a chunk failure follows a graph failure
 

@@ -19,9 +19,10 @@ def write_build_plan(spec: GraphSpec, writer: BundleWriter, precision: str, opti
     import onnx
 
     from .onnx_islands import select_fp32_islands
-    from .onnx_precision import write_fp16
+    from .onnx_precision import graph_precision, write_fp16
     from .onnx_qdq import write_qdq
 
+    precision = graph_precision(spec, precision, options)   # fp32: the export gate's fallback kept it fp32
     path = writer.abspath(spec.file)
     islands = select_fp32_islands(onnx.load(str(path), load_external_data=False)) if precision != "fp32" else None
     if precision == "fp16":

@@ -19,12 +19,13 @@ def _manifest(bundle) -> dict:
     return json.loads((bundle / "manifest.json").read_text())
 
 
-def test_tdmpc_int8_onnx_passes_the_gate_through_the_fallback(tmp_path, monkeypatch):
-    """With the converter's check on batch-1 calibration feeds only (what it did before), TDMPC's value graph
-    passes it (G (B,) is a scalar per feed) and fails the gate's batch-2 cosine (0.99852): the fallback converts
-    that graph again, stricter, and the bundle ships; every round is in the manifest."""
+def test_tdmpc_int8_trt_passes_the_gate_through_the_fallback(tmp_path, monkeypatch):
+    """With the converter's check on batch-1 calibration feeds only (what it did before), TDMPC's value graph in
+    TensorRT's symmetric int8 passes it (G (B,) is a scalar per feed) and fails the gate's batch-2 cosine: the
+    fallback converts that graph again, stricter, and the bundle ships; every round is in the manifest. (With
+    --target onnx's uint8 activations the first conversion already passes.)"""
     monkeypatch.setattr("lerobot_edge.exporters.onnx_qdq.SEEDED_CHECKS", ())
-    b = export(tiny_tdmpc(tmp_path / "ckpt"), tmp_path / "b", "onnx", precision="int8")
+    b = export(tiny_tdmpc(tmp_path / "ckpt"), tmp_path / "b", "trt", precision="int8")
     m = _manifest(b)
     assert m["validation"]["passed"] is True
     q = m["quantization"]
@@ -33,10 +34,34 @@ def test_tdmpc_int8_onnx_passes_the_gate_through_the_fallback(tmp_path, monkeypa
         assert rec["mode"] in ("qdq", "fp32") and rec["calibration"] == "synthetic", (name, rec)
         assert isinstance(rec["kept_fp32"], list) and rec["rounds"][0]["round"] == 0
         assert rec["rounds"][-1]["gate"] == "pass"
+        assert rec["mode"] == "fp32" or rec["activations"] == "int8"   # TensorRT's explicit quantization
     rounds = q["value"]["rounds"]
     assert rounds[0]["gate"].startswith("FAIL value.") and len(rounds) >= 2
     assert rounds[1]["options"] and rounds[1]["why"].startswith("FAIL value.")
     assert len(q["encoder"]["rounds"]) == 1   # a graph that passed is left as it was
+
+
+def test_trt_int8_is_a_symmetric_qdq_graph_built_strongly_typed_that_onnxruntime_runs(act_tiny_checkpoint, tmp_path):
+    """--target trt --precision int8: the Q/DQ ONNX TensorRT's explicit quantization takes (int8 activations and
+    weights, zero points 0), a strongly typed build plan with no precision flags, and the same graph run here on
+    ONNX Runtime CPU matches the fp32 policy (what a machine without a GPU can check)."""
+    import numpy as np
+    import onnx
+
+    b = export(act_tiny_checkpoint, tmp_path / "b", "trt", policy_type="act", precision="int8")
+    m = _manifest(b)
+    q = m["quantization"]["act"]
+    assert m["validation"]["passed"] and q["mode"] == "qdq" and q["activations"] == "int8" and q["quantized"] > 0
+    assert "requires" not in q and "reduce_range" not in q
+    model = onnx.load(str(b / "act.onnx"))
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    zps = [inits[n.input[2]] for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert zps and all(z.dtype == np.int8 and not z.any() for z in zps)
+    plan = json.loads((b / "trt" / "act.plan.json").read_text())
+    assert plan["strongly_typed"] is True and plan["precision"] == "int8" and plan["min_compute_capability"] == "7.2"
+    obs = dict(np.load(tiny_observations(tmp_path / "obs.npz", 1)))
+    chunk = load_policy(b, backend="onnxruntime").predict_action_chunk({k: v[0] for k, v in obs.items()})
+    assert np.isfinite(chunk).all()   # the TensorRT bundle's Q/DQ ONNX on ONNX Runtime CPU (its gate: above)
 
 
 @pytest.mark.slow
@@ -50,13 +75,14 @@ def test_int8_onnx_with_calibration_is_gated_on_held_out_recorded_feeds(act_tiny
     assert any(line.startswith("ok   act@recorded.") for line in m["validation"]["lines"])
     q = m["quantization"]["act"]
     assert q["calibration"] == "observations" and q["calibration_samples"] == 9 and q["held_out"] == 3
+    assert q["activations"] == "uint8"   # --target onnx: ONNX Runtime CPU's u8 x s8 kernels
 
 
 @pytest.mark.slow
-def test_pi0_int8_onnx_passes_the_end_to_end_gate(tmp_path):
+def test_pi0_int8_trt_passes_the_end_to_end_gate(tmp_path):
     """pi0's denoise graph passes per graph but its error compounds over the Euler steps (sampled_chunk
-    cosine 0.9968 with the first conversion): the fallback tightens the loop graph until the chunk passes."""
-    b = export(tiny_pi0(tmp_path / "ckpt"), tmp_path / "b", "onnx", precision="int8")
+    cosine 0.9968 with TensorRT's symmetric int8): the fallback tightens the loop graph until the chunk passes."""
+    b = export(tiny_pi0(tmp_path / "ckpt"), tmp_path / "b", "trt", precision="int8")
     m = _manifest(b)
     assert m["validation"]["passed"] is True and m["validation"]["graphs"]["sampled_chunk"]["passed"]
     rounds = m["quantization"]["denoise"]["rounds"]

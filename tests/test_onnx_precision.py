@@ -99,6 +99,63 @@ def test_int8_qdq_graphs_are_symmetric_per_channel_and_run_on_the_cpu(policy, re
         assert summary["check_cosine"] >= 0.99
 
 
+def test_onnx_target_int8_has_uint8_activations_and_every_conv_fuses_on_the_cpu(act_tiny_bundle, tmp_path):
+    """--target onnx's int8 is for ONNX Runtime CPU: asymmetric uint8 activations beside int8 symmetric
+    per-channel weights, which ORT's optimizer turns into integer kernels, every quantized Conv a QLinearConv
+    (with int8 activations ACT aloha got 10 of 21, no faster than fp32; uint8: 21 of 21, x2.2)."""
+    for f in act_tiny_bundle.glob("act.onnx*"):
+        shutil.copy(f, tmp_path)
+    spec = Bundle.open(act_tiny_bundle).graphs["act"]
+    with np.load(act_tiny_bundle / "validation" / "act.npz") as z:
+        ins = {k[6:]: z[k] for k in z.files if k.startswith("input.")}
+        want = {k[7:]: z[k] for k in z.files if k.startswith("output.")}
+    feeds = [{k: v[b:b + 1] for k, v in ins.items()} for b in range(2)]
+    path = tmp_path / "act.onnx"
+    summary = write_qdq(path, spec, {"calibration_samples": lambda name: feeds}, activations="uint8")
+    assert summary["mode"] == "qdq" and summary["activations"] == "uint8"
+    assert summary.get("requires") == "vnni" or summary.get("reduce_range") is True   # where its check holds
+    model = onnx.load(str(path))
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    dq = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
+    weight_zps = [inits[n.input[2]] for n in dq if n.input[0] in inits]
+    act_zps = [inits[n.input[2]] for n in dq if n.input[0] not in inits]
+    assert weight_zps and all(z.dtype == np.int8 and not z.any() for z in weight_zps)
+    assert act_zps and all(z.dtype == np.uint8 for z in act_zps)
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "opt.onnx"), load_external_data=False).graph.node]
+    quantized_convs = [n for n in onnx.load(str(path), load_external_data=False).graph.node
+                       if n.op_type == "Conv" and n.name not in summary["kept_fp32"]]
+    assert quantized_convs and ops.count("QLinearConv") == len(quantized_convs), ops.count("QLinearConv")
+    got = dict(zip([o.name for o in session.get_outputs()], session.run(None, ins)))
+    for name, ref in want.items():
+        assert _cos(got[name], ref) >= 0.99, (name, _cos(got[name], ref))
+
+
+def test_onnxruntime_refuses_an_int8_graph_where_its_check_does_not_hold(act_tiny_bundle, monkeypatch):
+    """A uint8-activation graph is not TensorRT's int8, and one checked with VNNI saturates on a CPU without it
+    (simulated: cpu_has_vnni reports none): a clear error at load, never silently wrong actions."""
+    from lerobot_edge.backends.onnxruntime import OnnxRuntimeBackend
+    from lerobot_edge.errors import BackendUnavailableError
+
+    bundle = Bundle.open(act_tiny_bundle)
+    graph = bundle.graphs["act"]
+    bundle.manifest["quantization"] = {"act": {"mode": "qdq", "activations": "uint8", "requires": "vnni"}}
+    with pytest.raises(BackendUnavailableError, match="--target trt --precision int8"):
+        OnnxRuntimeBackend().load(graph, bundle, {"providers": ["TensorrtExecutionProvider", "CPUExecutionProvider"]})
+    monkeypatch.setattr("lerobot_edge.backends.onnxruntime.cpu_has_vnni", lambda onednn=True: False)
+    with pytest.raises(BackendUnavailableError, match="no avx512_vnni"):
+        OnnxRuntimeBackend().load(graph, bundle, {})
+    bundle.manifest["quantization"]["act"] = {"mode": "qdq", "activations": "uint8", "reduce_range": True}
+    assert OnnxRuntimeBackend().load(graph, bundle, {}).run({k: v for k, v in _stored_inputs(act_tiny_bundle).items()})
+
+
+def _stored_inputs(bundle_dir):
+    with np.load(bundle_dir / "validation" / "act.npz") as z:
+        return {k[6:]: z[k] for k in z.files if k.startswith("input.")}
+
+
 def test_int8_without_calibration_samples_falls_back_to_synthetic_with_a_warning(act_tiny_bundle, tmp_path, caplog,
                                                                                  monkeypatch):
     monkeypatch.setattr("lerobot_edge.exporters.onnx_qdq.SYNTHETIC_SAMPLES", 4)   # a few draws keep it quick

@@ -159,3 +159,22 @@ def available_backends() -> list[str]:
         except ImportError:  # a backend module this build does not ship
             continue
     return names
+
+
+NO_VNNI_ISAS = {"SSE41", "AVX", "AVX2", "AVX512_CORE", "AVX512_MIC", "AVX512_MIC_4OPS"}
+
+
+def cpu_has_vnni(onednn: bool = True) -> bool:
+    """Whether int8 dot products here are VNNI ones (no int16 saturation of u8 x s8 pair sums): the CPU's flags
+    (Linux x86; elsewhere, ARM included, assumed), with `onednn` capped by ONEDNN_MAX_CPU_ISA as OpenVINO's CPU
+    plugin honours it (ONNX Runtime's MLAS does not read it)."""
+    import os
+
+    if onednn and os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in NO_VNNI_ISAS:
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return True
+    return not flags or bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags))

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..bundle import Bundle, GraphSpec
 from ..errors import BackendUnavailableError
-from .base import Backend, check_feed, check_io
+from .base import Backend, check_feed, check_io, cpu_has_vnni
 from .ort_binding import BoundRunner
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
@@ -229,6 +229,26 @@ class OnnxRuntimeBackend(Backend):
 
     def load(self, graph: GraphSpec, bundle: Bundle, options: Mapping[str, Any]) -> OnnxRuntimeSession:
         ort = self.import_library()
+        _check_int8_scheme(graph.name, (bundle.manifest.get("quantization") or {}).get(graph.name) or {}, options)
         # the TensorRT EP reduces an fp32 graph only when told: not one the export gate kept in fp32
         return OnnxRuntimeSession(ort, graph, str(bundle.file(graph.file)), options,
                                   bundle.graph_precision(graph.name))
+
+
+def _check_int8_scheme(graph: str, quant: Mapping[str, Any], options: Mapping[str, Any]) -> None:
+    """An int8 graph runs where its check held: uint8 activations (`--target onnx`, for ONNX Runtime CPU) are not
+    TensorRT's symmetric int8, and one checked on a VNNI CPU saturates on x86 CPUs without VNNI."""
+    if quant.get("mode") != "qdq":
+        return
+    providers = list(options.get("providers") or [])
+    if quant.get("activations") == "uint8" and "TensorrtExecutionProvider" in providers:
+        raise BackendUnavailableError(
+            f"graph {graph!r} is int8 with uint8 activations (a --target onnx bundle, for ONNX Runtime's CPU "
+            "kernels); TensorRT takes symmetric int8 only: export with --target trt --precision int8 for the "
+            "TensorRT provider")
+    on_cpu = providers[:1] == ["CPUExecutionProvider"] or (not providers and str(options.get("device", "cpu")) == "cpu")
+    if quant.get("requires") == "vnni" and on_cpu and not cpu_has_vnni(onednn=False):
+        raise BackendUnavailableError(
+            f"graph {graph!r} is int8 (uint8 x int8) checked on a CPU with VNNI; this CPU has none (no "
+            "avx512_vnni/avx_vnni/amx_int8), where its u8 x s8 products saturate. Re-export int8 on such a CPU "
+            "(the quantizer then uses 7-bit weights) or run the fp32 bundle")

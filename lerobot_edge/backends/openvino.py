@@ -17,7 +17,7 @@ import numpy as np
 
 from ..bundle import Bundle, GraphSpec
 from ..errors import BackendUnavailableError, BundleError
-from .base import Backend, check_feed, check_io
+from .base import Backend, check_feed, check_io, cpu_has_vnni
 
 # bundle precision -> INFERENCE_PRECISION_HINT (int8 models carry their own quantized ops; float parts f32)
 PRECISION_HINT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
@@ -107,24 +107,6 @@ def _prop(compiled, key: str) -> Any:
     except Exception:  # a property this OpenVINO version or device does not report
         return None
     return value if isinstance(value, (bool, int, float, str)) else str(value).split(".")[-1]
-
-
-NO_VNNI_ISAS = {"SSE41", "AVX", "AVX2", "AVX512_CORE", "AVX512_MIC", "AVX512_MIC_4OPS"}
-
-
-def cpu_has_vnni() -> bool:
-    """Whether int8 dot products here are VNNI ones (no int16 saturation): the CPU's flags (Linux; elsewhere
-    assumed), capped by oneDNN's ONEDNN_MAX_CPU_ISA as OpenVINO's CPU plugin honours it."""
-    import os
-
-    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in NO_VNNI_ISAS:
-        return False
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return True
-    return not flags or bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags))
 
 
 def _dims(port) -> tuple:

@@ -45,7 +45,8 @@ def convert_onnx(spec: GraphSpec, writer: BundleWriter, precision: str, options:
     elif precision == "int8":
         from .onnx_qdq import write_qdq
 
-        write_qdq(writer.abspath(spec.file), spec, options)
+        # ONNX Runtime CPU's int8 kernels take uint8 activations (TensorRT's symmetric int8: --target trt)
+        write_qdq(writer.abspath(spec.file), spec, options, activations="uint8")
     elif precision != "fp32":
         raise ValueError(f"--precision {precision}: --target onnx writes fp32, fp16 or int8 graphs")
     return spec

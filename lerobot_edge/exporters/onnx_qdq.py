@@ -1,8 +1,11 @@
 """int8 Q/DQ graphs by ONNX Runtime's static quantizer (onnxruntime.quantization.quantize_static), one format for
 ONNX Runtime (CPU VNNI / AMX, CUDA) and strongly typed TensorRT:
 
-- QDQ format, int8 symmetric weights (per output channel) and activations (zero point 0: what TensorRT's
-  explicit quantization takes), bias left in fp32 (TensorRT fuses it; an int32 bias DQ it does not);
+- QDQ format, int8 symmetric weights (per output channel), bias left in fp32 (TensorRT fuses it; an int32 bias
+  DQ it does not); activations per target (ACTIVATIONS): symmetric int8 (zero point 0, the only kind TensorRT's
+  explicit quantization takes: `--target trt`) or asymmetric uint8 (`--target onnx`: ONNX Runtime CPU's u8 x s8
+  kernels; with int8 activations only some convolutions fuse to QLinearConv: ACT aloha 10 of 21, no faster than
+  fp32, against 21 of 21 and x2.2 with uint8, at the same cosine);
 - only the ops with weights are quantized (MatMul, Gemm, Conv, ConvTranspose with a constant weight); the
   attention products of two activations and the fp32 islands' ones (the output projection:
   exporters/onnx_islands.py) stay fp32;
@@ -24,6 +27,7 @@ from .onnx_precision import save_like
 
 log = logging.getLogger(__name__)
 QUANTIZED_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
+ACTIVATIONS = ("int8", "uint8")   # symmetric int8 (TensorRT) | asymmetric uint8 (ONNX Runtime CPU)
 SYNTHETIC_SAMPLES = 32
 CHECK_COSINE = 0.9993   # against the fp32 graph on check_feeds: margin over the export gate's 0.999 (as ov_int8)
 MAX_ROUNDS = 6
@@ -82,11 +86,12 @@ class _Reader:
         self.k = 0
 
 
-def write_qdq(path: Path, spec: GraphSpec, options: dict) -> dict:
-    """Quantize the ONNX at `path` to int8 Q/DQ in place (same file names); -> its record, also put in
-    `options["quantization"][graph]` when given (the manifest's section): mode ("qdq", or "fp32" with
-    `options["int8_mode"] == "fp32"`, the export gate's last fallback), calibration source and sample count, the
-    nodes quantized and kept fp32, the check's bar and cosine. When the Q/DQ graph falls short of the check
+def write_qdq(path: Path, spec: GraphSpec, options: dict, activations: str = "int8") -> dict:
+    """Quantize the ONNX at `path` to int8 Q/DQ in place (same file names), activations as ACTIVATIONS; -> its
+    record, also put in `options["quantization"][graph]` when given (the manifest's section): mode ("qdq", or
+    "fp32" with `options["int8_mode"] == "fp32"`, the export gate's last fallback), activations, calibration
+    source and sample count, the nodes quantized and kept fp32, the check's bar and cosine, and "requires":
+    "vnni" for uint8 activations checked on a VNNI CPU (_cpu_terms). When the Q/DQ graph falls short of the check
     (`options["int8_check_cosine"]`, default CHECK_COSINE) against the fp32 graph on check_feeds, the quarter of
     quantized nodes that cost the most accuracy (_sensitivity_order, measured once) go back to fp32 per round,
     up to MAX_ROUNDS rounds."""
@@ -99,6 +104,8 @@ def write_qdq(path: Path, spec: GraphSpec, options: dict) -> dict:
     islands = set(select_fp32_islands(model)["nodes"])
     weights = {t.name for t in model.graph.initializer}
     heavy = [n for n in model.graph.node if n.op_type in QUANTIZED_OPS]
+    if activations not in ACTIVATIONS:
+        raise ValueError(f"int8 activations {activations!r}: expected one of {ACTIVATIONS}")
     record = {"calibration": source, "calibration_samples": len(feeds), "held_out": len(held)}
     if options.get("int8_mode") == "fp32":
         record.update(mode="fp32", quantized=0, kept_fp32=sorted(n.name for n in heavy), fallback_fp32=[])
@@ -108,10 +115,11 @@ def write_qdq(path: Path, spec: GraphSpec, options: dict) -> dict:
     exclude = sorted(n.name for n in heavy if n.name in islands or len(n.input) < 2 or n.input[1] not in weights)
     quantize = [n.name for n in heavy if n.name not in exclude]
     check, bar = check_feeds(feeds, held, options), float(options.get("int8_check_cosine", CHECK_COSINE))
-    quantize, cos = _checked_rounds(path, model, feeds, check, quantize, exclude, bar)
+    scheme = {"activations": activations, **_cpu_terms(activations)}
+    quantize, cos = _checked_rounds(path, model, feeds, check, quantize, exclude, bar, scheme)
     q = onnx.load(str(path), load_external_data=False)
     ops = [n.op_type for n in q.graph.node]
-    record.update(mode="qdq", quantize_linear=ops.count("QuantizeLinear"),
+    record.update(mode="qdq", **scheme, quantize_linear=ops.count("QuantizeLinear"),
                   dequantize_linear=ops.count("DequantizeLinear"), quantized=len(quantize),
                   kept_fp32=sorted({n.name for n in heavy} - set(quantize)),
                   fallback_fp32=sorted(set(n.name for n in heavy) - set(quantize) - set(exclude)),
@@ -120,16 +128,28 @@ def write_qdq(path: Path, spec: GraphSpec, options: dict) -> dict:
     return _publish(spec, options, record)
 
 
+def _cpu_terms(activations: str) -> dict:
+    """What a uint8 graph's check holds on: x86 without VNNI sums u8 x s8 pairs in saturating int16, so a graph
+    checked on a VNNI CPU is marked for VNNI CPUs only (the backend refuses it elsewhere), and one quantized on a
+    CPU without uses 7-bit weights (ONNX Runtime's reduce_range: no saturation) and holds everywhere."""
+    from ..backends.base import cpu_has_vnni
+
+    if activations != "uint8":
+        return {}
+    return {"requires": "vnni"} if cpu_has_vnni(onednn=False) else {"reduce_range": True}
+
+
 def _publish(spec: GraphSpec, options: dict, record: dict) -> dict:
     if options.get("quantization") is not None:
         options["quantization"][spec.name] = record
     return record
 
 
-def _checked_rounds(path: Path, model, feeds, check, quantize: list[str], exclude: list[str], bar: float
-                    ) -> tuple[list[str], float]:
-    """Quantize `path` in place, moving the costliest nodes back to fp32 per round until the check's worst
-    cosine reaches `bar` (or MAX_ROUNDS) -> (the nodes left quantized, the check's cosine)."""
+def _checked_rounds(path: Path, model, feeds, check, quantize: list[str], exclude: list[str], bar: float,
+                    scheme: dict) -> tuple[list[str], float]:
+    """Quantize `path` in place (`scheme`: activations, reduce_range), moving the costliest nodes back to fp32
+    per round until the check's worst cosine reaches `bar` (or MAX_ROUNDS) -> (the nodes left quantized, the
+    check's cosine)."""
     import onnx
 
     tmp = path.with_name(f".{path.stem}.qdq{os.getpid()}.onnx")
@@ -137,14 +157,14 @@ def _checked_rounds(path: Path, model, feeds, check, quantize: list[str], exclud
     reference, order = _run_all(path, model, check, False), None
     try:
         for round_ in range(MAX_ROUNDS + 1):
-            _quantize(path, tmp, feeds, quantize, exclude, cache)
+            _quantize(path, tmp, feeds, quantize, exclude, cache, scheme)
             qmodel = onnx.load(str(tmp), load_external_data=False)
             cos = _worst(model, reference, _run_all(tmp, qmodel, check, False))
             if cos >= bar or round_ == MAX_ROUNDS or not quantize:
                 break
             if order is None:   # once: the nodes by how much accuracy each costs
                 order = _sensitivity_order(path, tmp, model, qmodel, feeds, check, quantize, exclude, cache,
-                                           reference)
+                                           reference, scheme)
             k = max(1, len(quantize) // 4)
             worst = sorted([n for n in order if n in quantize][:k])
             log.info("%s: Q/DQ cosine %.5f < %g; keeping %s in fp32", path.name, cos, bar, worst)
@@ -163,18 +183,23 @@ def _worst(model, reference, got) -> float:
                for k in range(len(reference[o.name])))
 
 
-def _quantize(path: Path, out: Path, feeds, quantize: list[str], exclude: list[str], cache: Path) -> None:
-    """quantize_static with the module's settings; calibration ranges computed once, then read from `cache`."""
+def _quantize(path: Path, out: Path, feeds, quantize: list[str], exclude: list[str], cache: Path,
+              scheme: dict) -> None:
+    """quantize_static with the module's settings and `scheme`'s activations; calibration ranges computed once,
+    then read from `cache` (min/max: the same for either activation type)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     for f in (out, out.with_name(out.name + ".data")):
         f.unlink(missing_ok=True)
+    symmetric = scheme["activations"] == "int8"
     quantize_static(str(path), str(out), None if cache.is_file() else _Reader(feeds), quant_format=QuantFormat.QDQ,
-                    op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True, reduce_range=False,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_quantize=quantize,
-                    nodes_to_exclude=exclude, use_external_data_format=path.with_name(path.name + ".data").exists(),
+                    op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True,
+                    reduce_range=bool(scheme.get("reduce_range")),
+                    activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    nodes_to_quantize=quantize, nodes_to_exclude=exclude,
+                    use_external_data_format=path.with_name(path.name + ".data").exists(),
                     calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=str(cache),
-                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False})
+                    extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True, "QuantizeBias": False})
 
 
 _PROBE = ".probe.onnx"
@@ -208,7 +233,7 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _sensitivity_order(path: Path, tmp: Path, model, qmodel, feeds, check, quantize: list[str],
-                       exclude: list[str], cache: Path, reference) -> list[str]:
+                       exclude: list[str], cache: Path, reference, scheme: dict) -> list[str]:
     """Quantized nodes, most costly first. Small graphs (<= MAX_PROBED candidates): each node quantized alone,
     ranked by the graph outputs' cosine (end to end: an error early in a conditioning path is amplified
     downstream, which no local measure sees); larger ones: by the error each node adds to its own output."""
@@ -219,7 +244,7 @@ def _sensitivity_order(path: Path, tmp: Path, model, qmodel, feeds, check, quant
         return _most_sensitive(model, quantize, inside, _run_all(tmp, qmodel, check[:1], True), len(quantize))
     cos = {}
     for node in quantize:
-        _quantize(path, tmp, feeds, [node], sorted({*exclude, *quantize} - {node}), cache)
+        _quantize(path, tmp, feeds, [node], sorted({*exclude, *quantize} - {node}), cache, scheme)
         cos[node] = _worst(model, reference, _run_all(tmp, onnx.load(str(tmp), load_external_data=False), check,
                                                       False))
     return sorted(cos, key=cos.get)

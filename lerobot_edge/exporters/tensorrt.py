@@ -28,7 +28,7 @@ def write_build_plan(spec: GraphSpec, writer: BundleWriter, precision: str, opti
     if precision == "fp16":
         write_fp16(path, fp16_io=bool(options.get("fp16_io", False)))
     elif precision == "int8":
-        write_qdq(path, spec, options)
+        write_qdq(path, spec, options, activations="int8")   # explicit quantization: symmetric int8 only
     plan = build_plan(spec, sha256_file(path), precision, islands=islands, typed=precision in ("fp16", "int8"),
                       max_batch=int(options.get("max_batch") or DEFAULT_MAX_BATCH))
     rel = f"trt/{spec.name}.plan.json"

@@ -106,9 +106,7 @@ def test_onnx_target_int8_has_uint8_activations_and_every_conv_fuses_on_the_cpu(
     for f in act_tiny_bundle.glob("act.onnx*"):
         shutil.copy(f, tmp_path)
     spec = Bundle.open(act_tiny_bundle).graphs["act"]
-    with np.load(act_tiny_bundle / "validation" / "act.npz") as z:
-        ins = {k[6:]: z[k] for k in z.files if k.startswith("input.")}
-        want = {k[7:]: z[k] for k in z.files if k.startswith("output.")}
+    ins, want = _stored(act_tiny_bundle)
     feeds = [{k: v[b:b + 1] for k, v in ins.items()} for b in range(2)]
     path = tmp_path / "act.onnx"
     summary = write_qdq(path, spec, {"calibration_samples": lambda name: feeds}, activations="uint8")
@@ -148,12 +146,14 @@ def test_onnxruntime_refuses_an_int8_graph_where_its_check_does_not_hold(act_tin
     with pytest.raises(BackendUnavailableError, match="no avx512_vnni"):
         OnnxRuntimeBackend().load(graph, bundle, {})
     bundle.manifest["quantization"]["act"] = {"mode": "qdq", "activations": "uint8", "reduce_range": True}
-    assert OnnxRuntimeBackend().load(graph, bundle, {}).run({k: v for k, v in _stored_inputs(act_tiny_bundle).items()})
+    assert OnnxRuntimeBackend().load(graph, bundle, {}).run(_stored(act_tiny_bundle)[0])   # 7-bit weights: anywhere
 
 
-def _stored_inputs(bundle_dir):
-    with np.load(bundle_dir / "validation" / "act.npz") as z:
-        return {k[6:]: z[k] for k in z.files if k.startswith("input.")}
+def _stored(bundle_dir, graph: str = "act") -> tuple[dict, dict]:
+    """The torch inputs and outputs the bundle stored for selftest (validation/<graph>.npz)."""
+    with np.load(bundle_dir / "validation" / f"{graph}.npz") as z:
+        return ({k[6:]: z[k] for k in z.files if k.startswith("input.")},
+                {k[7:]: z[k] for k in z.files if k.startswith("output.")})
 
 
 def test_int8_without_calibration_samples_falls_back_to_synthetic_with_a_warning(act_tiny_bundle, tmp_path, caplog,

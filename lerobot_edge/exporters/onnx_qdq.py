@@ -1,5 +1,5 @@
-"""int8 Q/DQ graphs by ONNX Runtime's static quantizer (onnxruntime.quantization.quantize_static), one format for
-ONNX Runtime (CPU VNNI / AMX, CUDA) and strongly typed TensorRT:
+"""int8 Q/DQ graphs by ONNX Runtime's static quantizer (onnxruntime.quantization.quantize_static), for ONNX
+Runtime CPU (VNNI / AMX) and strongly typed TensorRT (or ONNX Runtime's TensorRT provider):
 
 - QDQ format, int8 symmetric weights (per output channel), bias left in fp32 (TensorRT fuses it; an int32 bias
   DQ it does not); activations per target (ACTIVATIONS): symmetric int8 (zero point 0, the only kind TensorRT's

@@ -217,10 +217,14 @@ class Bundle:
         rels = self.manifest["files"].get(file_set)
         return bool(rels) and all(self.file(f).is_file() for f in rels)
 
+    def quantization(self, graph: str) -> dict:
+        """The manifest's quantization record of `graph` (mode, activations, requires, ...); {} when it has none."""
+        return (self.manifest.get("quantization") or {}).get(graph) or {}
+
     def graph_precision(self, graph: str) -> str:
         """The precision graph `graph` runs at: the bundle's, or fp32 for a graph the export gate's precision
         fallback kept in fp32 (manifest quantization mode "fp32"; exporters/precision_fallback.py)."""
-        if ((self.manifest.get("quantization") or {}).get(graph) or {}).get("mode") == "fp32":
+        if self.quantization(graph).get("mode") == "fp32":
             return "fp32"
         return self.manifest.get("precision", "fp32")
 

@@ -229,7 +229,7 @@ class OnnxRuntimeBackend(Backend):
 
     def load(self, graph: GraphSpec, bundle: Bundle, options: Mapping[str, Any]) -> OnnxRuntimeSession:
         ort = self.import_library()
-        _check_int8_scheme(graph.name, (bundle.manifest.get("quantization") or {}).get(graph.name) or {}, options)
+        _check_int8_scheme(graph.name, bundle.quantization(graph.name), options)
         # the TensorRT EP reduces an fp32 graph only when told: not one the export gate kept in fp32
         return OnnxRuntimeSession(ort, graph, str(bundle.file(graph.file)), options,
                                   bundle.graph_precision(graph.name))

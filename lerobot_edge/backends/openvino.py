@@ -133,7 +133,7 @@ class OpenVINOBackend(Backend):
 
     def load(self, graph: GraphSpec, bundle: Bundle, options: Mapping[str, Any]) -> OpenVINOSession:
         ov = self.import_library()
-        quant = (bundle.manifest.get("quantization") or {}).get(graph.name, {})
+        quant = bundle.quantization(graph.name)
         if quant.get("requires") == "vnni" and str(options.get("device", "CPU")).upper() == "CPU" and not cpu_has_vnni():
             raise BackendUnavailableError(
                 f"graph {graph.name!r} is int8 quantized for CPUs with VNNI (manifest quantization mode "

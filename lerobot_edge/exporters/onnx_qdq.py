@@ -99,13 +99,13 @@ def write_qdq(path: Path, spec: GraphSpec, options: dict, activations: str = "in
 
     from .onnx_islands import select_fp32_islands
 
+    if activations not in ACTIVATIONS:
+        raise ValueError(f"int8 activations {activations!r}: expected one of {ACTIVATIONS}")
     feeds, held, source = calibration_feeds(spec, options)
     model = onnx.load(str(path), load_external_data=False)
     islands = set(select_fp32_islands(model)["nodes"])
     weights = {t.name for t in model.graph.initializer}
     heavy = [n for n in model.graph.node if n.op_type in QUANTIZED_OPS]
-    if activations not in ACTIVATIONS:
-        raise ValueError(f"int8 activations {activations!r}: expected one of {ACTIVATIONS}")
     record = {"calibration": source, "calibration_samples": len(feeds), "held_out": len(held)}
     if options.get("int8_mode") == "fp32":
         record.update(mode="fp32", quantized=0, kept_fp32=sorted(n.name for n in heavy), fallback_fp32=[])
